@@ -1,0 +1,229 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Hono, type Context } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { z } from 'zod';
+import type { Authenticator } from './authn/authenticate.ts';
+import { isProblem } from './authn/authenticate.ts';
+import type { PolicyStore } from './authz/policy-store.ts';
+import type { AccessRepo } from './db/access-repo.ts';
+import type { Db } from './db/client.ts';
+import { schemaIsCurrent } from './db/migrations.ts';
+import type { Forwarder } from './gateway/forwarder.ts';
+import { Gate, type Allowed, type GateOutcome } from './gateway/gate.ts';
+import { canonicalizeTarget } from './gateway/hygiene.ts';
+import { hasBody, parseJsonObject, readBody } from './http/body.ts';
+import { problem, problemResponse, type Problem } from './http/problem.ts';
+import type { DecisionLog } from './log/decision-log.ts';
+import { errorFields, type Logger } from './log/logger.ts';
+
+export type Env = { Bindings: HttpBindings };
+
+/** What a native (gateway-answered) route's handler receives. */
+export interface NativeContext {
+  c: Context<Env>;
+  outcome: Allowed;
+  requestId: string;
+  /** The body, validated against the handler's schema (undefined when it has none). */
+  body: unknown;
+}
+
+export interface NativeHandler {
+  /** A strict zod schema for the JSON body; routes without one refuse a body. */
+  body?: z.ZodType;
+  /** When the body may be left out entirely (e.g. PUT /v1/me/workspace). */
+  bodyOptional?: boolean;
+  handle(ctx: NativeContext): Promise<Response>;
+}
+
+/** Native handlers keyed by route id (`METHOD PATTERN` from the route map). */
+export type NativeHandlers = Record<string, NativeHandler>;
+
+export interface AppDeps {
+  policy: PolicyStore;
+  db: Db;
+  access: AccessRepo;
+  authenticator: Authenticator;
+  forwarder: Forwarder;
+  natives: NativeHandlers;
+  decisionLog: DecisionLog;
+  logger: Logger;
+  mode: 'enforce' | 'shadow';
+  /** Called once per request after the decision (metrics, tests). */
+  onDecision?: (outcome: GateOutcome) => void;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestIdOf(incoming: IncomingMessage): string {
+  const given = incoming.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Errors from the database or policy mean the gateway cannot decide: 503, fail closed. */
+function isUnavailable(err: unknown): boolean {
+  const name = (err as { name?: string; code?: string })?.name ?? '';
+  const code = String((err as { code?: string })?.code ?? '');
+  return name === 'LibsqlError' || /^SQLITE_/.test(code) || code === 'CLIENT_CLOSED' || name === 'PolicyError';
+}
+
+/**
+ * The gateway as a Hono app. One global middleware runs the decision path for
+ * every request — there is no path-scoped auth to bypass — and dispatches an
+ * allowed request to its native handler (by route id, never by re-routing the
+ * path) or to the forwarder.
+ */
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const gate = new Gate({
+    policy: () => deps.policy.current,
+    authenticator: deps.authenticator,
+    access: deps.access,
+    mode: deps.mode,
+  });
+
+  app.onError((err, c) => {
+    const requestId = c.res.headers.get('x-request-id') ?? 'unknown';
+    deps.logger.error('unhandled error', { request_id: requestId, ...errorFields(err) });
+    return problemResponse(problem('internal_error', 'internal error'), { requestId });
+  });
+
+  app.use('*', async function packagentoGate(c) {
+    const incoming = c.env?.incoming;
+    if (!incoming) throw new Error('the gateway must run on @hono/node-server (no Node request bindings)');
+    const requestId = requestIdOf(incoming);
+    const rawTarget = incoming.url ?? '';
+
+    const ops = operations(rawTarget);
+    if (ops !== undefined) return withRequestId(await ops(c, deps), requestId);
+
+    const started = process.hrtime.bigint();
+    let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
+    const readJsonBody = () =>
+      (bodyPromise ??= (async () => {
+        if (!hasBody(incoming)) return undefined;
+        const raw = await readBody(incoming);
+        if (isProblem(raw)) return raw;
+        return parseJsonObject(incoming.headers['content-type'], raw);
+      })());
+
+    let outcome: GateOutcome;
+    try {
+      outcome = await gate.evaluate({ method: incoming.method ?? 'GET', target: rawTarget, rawHeaders: incoming.rawHeaders, readJsonBody }, requestId);
+    } catch (err) {
+      // Fail closed: whatever went wrong, nothing is forwarded.
+      const unavailable = isUnavailable(err);
+      deps.logger.error('decision failed', { request_id: requestId, ...errorFields(err) });
+      const p = unavailable ? problem('unavailable', 'the gateway cannot decide right now') : problem('internal_error', 'internal error');
+      return withRequestId(problemResponse(p, { requestId }), requestId, true);
+    }
+    deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
+    deps.onDecision?.(outcome);
+
+    if (!outcome.allow) {
+      return withRequestId(problemResponse(outcome.problem, { requestId, decisionId: outcome.decision.decision_id }), requestId, outcome.closeConnection);
+    }
+
+    if (outcome.route.to === 'upstream') {
+      await deps.forwarder.forward({
+        incoming,
+        outgoing: c.env.outgoing,
+        method: incoming.method ?? 'GET',
+        path: outcome.path + (outcome.query !== undefined ? `?${outcome.query}` : ''),
+        identity: identityHeaders(outcome, requestId),
+        requestId,
+      });
+      return RESPONSE_ALREADY_SENT;
+    }
+
+    const handler = deps.natives[outcome.route.id];
+    if (!handler) {
+      return withRequestId(
+        problemResponse(problem('not_implemented', `${outcome.route.id} is not implemented yet`), { requestId, decisionId: outcome.decision.decision_id }),
+        requestId,
+      );
+    }
+    let body: unknown;
+    if (handler.body) {
+      const parsed = await readJsonBody();
+      if (isProblem(parsed)) return withRequestId(problemResponse(parsed, { requestId }), requestId, parsed.code === 'payload_too_large');
+      if (parsed === undefined && !handler.bodyOptional) {
+        return withRequestId(problemResponse(problem('invalid_body', 'a JSON body is required'), { requestId }), requestId);
+      }
+      if (parsed !== undefined) {
+        const result = handler.body.safeParse(parsed);
+        if (!result.success) {
+          const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+          return withRequestId(problemResponse(problem('invalid_body', issues.join('; '), { issues }), { requestId }), requestId);
+        }
+        body = result.data;
+      }
+    } else if (hasBody(incoming)) {
+      return withRequestId(problemResponse(problem('unexpected_body', 'this route takes no request body'), { requestId }), requestId, true);
+    }
+    try {
+      const res = await handler.handle({ c, outcome, requestId, body });
+      return withRequestId(res, requestId);
+    } catch (err) {
+      const unavailable = isUnavailable(err);
+      deps.logger.error('handler failed', { request_id: requestId, route: outcome.route.id, ...errorFields(err) });
+      const p = unavailable ? problem('unavailable', 'the gateway cannot complete this right now') : problem('internal_error', 'internal error');
+      return withRequestId(problemResponse(p, { requestId }), requestId);
+    }
+  });
+
+  return app;
+}
+
+function withRequestId(res: Response, requestId: string, close = false): Response {
+  res.headers.set('x-request-id', requestId);
+  if (close) res.headers.set('connection', 'close');
+  return res;
+}
+
+/** Identity headers for the upstream (CONTRACT §4). Every value is header-safe by construction. */
+export function identityHeaders(outcome: Allowed, requestId: string): Record<string, string> {
+  const p = outcome.principal;
+  const headers: Record<string, string> = {
+    'x-packagento-principal': p.kind === 'user' ? `user:${p.id}` : p.kind === 'token' ? `token:${p.id}` : 'anonymous',
+  };
+  const workspace = p.kind === 'token' ? p.workspaceId : outcome.params['ws'];
+  const project = p.kind === 'token' ? p.projectId : outcome.params['p'];
+  if (workspace !== undefined) headers['x-packagento-workspace'] = workspace;
+  if (project !== undefined) headers['x-packagento-project'] = project;
+  headers['x-packagento-roles'] = outcome.subjects.join(',');
+  if (outcome.route.action) headers['x-packagento-action'] = outcome.route.action;
+  headers['x-packagento-decision-id'] = outcome.decision.decision_id;
+  headers['x-packagento-policy-revision'] = outcome.bundle.revision;
+  if (outcome.shadowDenied) headers['x-packagento-shadow-decision'] = 'deny';
+  headers['x-request-id'] = requestId;
+  return headers;
+}
+
+type OpsHandler = (c: Context<Env>, deps: AppDeps) => Promise<Response>;
+
+/** `/_gate/*`: operations, answered by the gateway, never forwarded. */
+function operations(rawTarget: string): OpsHandler | undefined {
+  const canonical = canonicalizeTarget(rawTarget);
+  if (!canonical.ok || canonical.segments[0] !== '_gate') return undefined;
+  const name = canonical.segments.length === 2 ? canonical.segments[1] : undefined;
+  switch (name) {
+    case 'healthz':
+      return async (c) => c.json({ status: 'ok' });
+    case 'readyz':
+      return async (c, deps) => {
+        const checks: Record<string, string> = {};
+        try {
+          checks['database'] = (await schemaIsCurrent(deps.db)) ? 'ok' : 'schema not migrated';
+        } catch {
+          checks['database'] = 'unreachable';
+        }
+        checks['policy'] = deps.policy.current ? 'ok' : 'not loaded';
+        const ready = Object.values(checks).every((v) => v === 'ok');
+        return c.json({ status: ready ? 'ready' : 'not ready', checks, policy_revision: deps.policy.current.revision }, ready ? 200 : 503);
+      };
+    default:
+      return async () => problemResponse(problem('not_found', 'no such operations endpoint'));
+  }
+}

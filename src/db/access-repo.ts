@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import type { GuestRole, WorkspaceRole } from '../domain.ts';
+import { isGuestRole, isWorkspaceRole } from '../domain.ts';
+import type { Db } from './client.ts';
+
+/** What the decision needs to know about a user and the request's resources. */
+export interface UserAccess {
+  workspaceRole: WorkspaceRole | undefined;
+  /** Guest role on the request's project, or (guests=workspace) the best guest role on any project of the workspace. */
+  guestRole: GuestRole | undefined;
+  /** The caller is a guest of at least one live project of the workspace. */
+  guestInWorkspace: boolean;
+  /** {p} is a live project of {ws} (true when the route has no {p}). */
+  projectInWorkspace: boolean;
+  /** {t} is a token of {p} (true when the route has no {t}). */
+  tokenInProject: boolean;
+}
+
+export interface UserAccessQuery {
+  userId: string;
+  workspaceId: string;
+  projectId: string | undefined;
+  tokenId: string | undefined;
+  guestScope: 'project' | 'workspace';
+}
+
+/** The invite a rank check is about: its role, and whether it is a project-guest invite. */
+export interface InviteTarget {
+  id: string;
+  role: WorkspaceRole;
+  projectId: string | undefined;
+  status: string;
+}
+
+/** A project token found by its private key's hash. */
+export interface TokenRecord {
+  id: string;
+  publicKey: string;
+  projectId: string;
+  workspaceId: string;
+  active: boolean;
+  projectLive: boolean;
+}
+
+// One statement, every lookup by primary key or index: the role in the workspace, the guest
+// role, whether the caller is a guest anywhere in it, and the containment of {p} and {t}.
+const USER_ACCESS_SQL = `
+SELECT
+  (SELECT role FROM memberships WHERE workspace_id = :ws AND user_id = :user) AS ws_role,
+  CASE WHEN :scope = 'workspace'
+    THEN (SELECT g.role FROM project_guests g
+            WHERE g.user_id = :user AND g.workspace_id = :ws
+            ORDER BY g.role = 'developer' DESC LIMIT 1)
+    ELSE (SELECT g.role FROM project_guests g WHERE g.project_id = :p AND g.user_id = :user AND g.workspace_id = :ws)
+  END AS guest_role,
+  EXISTS (SELECT 1 FROM project_guests g WHERE g.user_id = :user AND g.workspace_id = :ws) AS guest_in_ws,
+  CASE WHEN :p IS NULL THEN 1
+    ELSE EXISTS (SELECT 1 FROM projects WHERE id = :p AND workspace_id = :ws AND deleted_at IS NULL) END AS project_ok,
+  CASE WHEN :t IS NULL THEN 1
+    ELSE EXISTS (SELECT 1 FROM tokens WHERE id = :t AND project_id = :p) END AS token_ok`;
+
+const TOKEN_SQL = `
+SELECT t.id, t.public_key, t.project_id, t.workspace_id, t.active, (p.deleted_at IS NULL) AS project_live
+FROM tokens t JOIN projects p ON p.id = t.project_id
+WHERE t.secret_hash = ?`;
+
+export function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** The reads on the decision path. Every call reads the database: access changes are immediate. */
+export class AccessRepo {
+  constructor(private readonly db: Db) {}
+
+  async userAccess(q: UserAccessQuery): Promise<UserAccess> {
+    const r = await this.db.execute({
+      sql: USER_ACCESS_SQL,
+      args: { ws: q.workspaceId, user: q.userId, p: q.projectId ?? null, t: q.tokenId ?? null, scope: q.guestScope },
+    });
+    const row = r.rows[0];
+    if (!row) throw new Error('access query returned no row');
+    const wsRole = row['ws_role'];
+    const guestRole = row['guest_role'];
+    return {
+      workspaceRole: isWorkspaceRole(wsRole) ? wsRole : undefined,
+      guestRole: isGuestRole(guestRole) ? guestRole : undefined,
+      guestInWorkspace: Number(row['guest_in_ws']) === 1,
+      projectInWorkspace: Number(row['project_ok']) === 1,
+      tokenInProject: Number(row['token_ok']) === 1,
+    };
+  }
+
+  async tokenBySecretHash(hash: Buffer): Promise<TokenRecord | undefined> {
+    const r = await this.db.execute({ sql: TOKEN_SQL, args: [hash] });
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return {
+      id: String(row['id']),
+      publicKey: String(row['public_key']),
+      projectId: String(row['project_id']),
+      workspaceId: String(row['workspace_id']),
+      active: Number(row['active']) === 1,
+      projectLive: Number(row['project_live']) === 1,
+    };
+  }
+
+  /** The current role of `userId` in the workspace, if a member. */
+  async memberRole(workspaceId: string, userId: string): Promise<WorkspaceRole | undefined> {
+    const r = await this.db.execute({
+      sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?',
+      args: [workspaceId, userId],
+    });
+    const role = r.rows[0]?.['role'];
+    return isWorkspaceRole(role) ? role : undefined;
+  }
+
+  async inviteTarget(workspaceId: string, inviteId: string): Promise<InviteTarget | undefined> {
+    const r = await this.db.execute({
+      sql: 'SELECT id, role, project_id, status FROM invites WHERE workspace_id = ? AND id = ?',
+      args: [workspaceId, inviteId],
+    });
+    const row = r.rows[0];
+    if (!row || !isWorkspaceRole(row['role'])) return undefined;
+    return {
+      id: String(row['id']),
+      role: row['role'],
+      projectId: row['project_id'] === null ? undefined : String(row['project_id']),
+      status: String(row['status']),
+    };
+  }
+
+  /** Records a user the gateway has seen (and their latest verified email). */
+  async recordUser(user: { id: string; email: string | undefined; emailVerified: boolean }): Promise<void> {
+    const now = Date.now();
+    await this.db.execute({
+      sql: `INSERT INTO users (id, email, email_verified, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_verified = excluded.email_verified,
+              last_seen_at = excluded.last_seen_at`,
+      args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now],
+    });
+  }
+}

@@ -1,0 +1,135 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { createApp, type NativeHandlers } from './app.ts';
+import { createAuthenticator } from './authn/authenticate.ts';
+import { createJwtVerifier } from './authn/jwt.ts';
+import { PolicyStore } from './authz/policy-store.ts';
+import type { Config, JwtKeyConfig } from './config.ts';
+import { createSecretBox } from './crypto/secret-box.ts';
+import { AccessRepo } from './db/access-repo.ts';
+import { openDb, type Db } from './db/client.ts';
+import { migrate } from './db/migrations.ts';
+import { createForwarder } from './gateway/forwarder.ts';
+import type { GateOutcome } from './gateway/gate.ts';
+import { createDecisionLog } from './log/decision-log.ts';
+import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
+import { createNativeHandlers } from './native/index.ts';
+
+export type ServeConfig = Config & {
+  upstreamUrl: URL;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwtKey: JwtKeyConfig;
+  tokenEncryptionKey: Buffer;
+};
+
+export interface GatewayOptions {
+  /** Where decision lines go (default stdout). */
+  decisionSink?: LineSink;
+  /** Where operational log lines go (default stderr). */
+  logSink?: LineSink;
+  /** Reload on SIGHUP and on changes to the policy folder (serve: yes; tests: as they choose). */
+  watchPolicy?: boolean;
+  handleSignals?: boolean;
+  /** Replace the native handlers (tests of the data plane alone). */
+  natives?: NativeHandlers;
+  onDecision?: (outcome: GateOutcome) => void;
+  /** Clock for invites and tokens (tests). */
+  now?: () => number;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  server: Server;
+  db: Db;
+  policy: PolicyStore;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** The composition root: wires configuration into a running gateway. */
+export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const logger = createLogger(config.logLevel, options.logSink);
+  const db = await openDb({ url: config.databaseUrl, authToken: config.databaseAuthToken, syncUrl: config.databaseSyncUrl });
+  try {
+    const migrated = await migrate(db);
+    if (migrated.applied.length > 0) logger.info('database migrated', { applied: migrated.applied, version: migrated.current });
+
+    const policy = await PolicyStore.load(config.policyDir, {
+      onReload: (next, prev) => logger.info('policy reloaded', { revision: next.revision, previous: prev.revision }),
+      onReloadError: (err, kept) =>
+        logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) }),
+    });
+    logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
+
+    const jwt = await createJwtVerifier({
+      key: config.jwtKey,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      algorithms: config.jwtAlgorithms,
+    });
+    const access = new AccessRepo(db);
+    const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
+    const natives =
+      options.natives ??
+      createNativeHandlers({
+        db,
+        secretBox: createSecretBox(config.tokenEncryptionKey),
+        inviteUrl: config.inviteUrl,
+        inviteTtlDays: config.inviteTtlDays,
+        policy: () => policy.current,
+        now: options.now ?? Date.now,
+        repositoryUrl: config.upstreamUrl,
+      });
+    const app = createApp({
+      policy,
+      db,
+      access,
+      authenticator: createAuthenticator({ jwt, access }),
+      forwarder,
+      natives,
+      decisionLog: createDecisionLog(options.decisionSink),
+      logger,
+      mode: config.mode,
+      ...(options.onDecision ? { onDecision: options.onDecision } : {}),
+    });
+
+    const server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s as Server)) as Server;
+      s.once('error', reject);
+    });
+    // Keep-alive from clients: longer than typical client pools, shorter than load-balancer idle timeouts.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+
+    const onHup = () => void policy.reload();
+    if (options.handleSignals) process.on('SIGHUP', onHup);
+    if (options.watchPolicy) policy.watch();
+
+    const address = server.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    return {
+      url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
+      port: address.port,
+      server,
+      db,
+      policy,
+      logger,
+      async close() {
+        process.off('SIGHUP', onHup);
+        policy.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        forwarder.close();
+        db.close();
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
