@@ -50,8 +50,11 @@ export interface AppDeps {
   decisionLog: DecisionLog;
   logger: Logger;
   mode: 'enforce' | 'shadow';
-  /** Called once per request after the decision (metrics, tests). */
-  onDecision?: (outcome: GateOutcome) => void;
+  /**
+   * Called once per request after the decision, before the request is answered or
+   * forwarded (metrics; tests use it to land a concurrent change in that window).
+   */
+  onDecision?: (outcome: GateOutcome) => void | Promise<void>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -119,7 +122,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return withRequestId(problemResponse(p, { requestId }), requestId, true);
     }
     deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
-    deps.onDecision?.(outcome);
+    await deps.onDecision?.(outcome);
 
     if (!outcome.allow) {
       return withRequestId(problemResponse(outcome.problem, { requestId, decisionId: outcome.decision.decision_id }), requestId, outcome.closeConnection);

@@ -34,7 +34,7 @@ export interface GatewayOptions {
   handleSignals?: boolean;
   /** Replace the native handlers (tests of the data plane alone). */
   natives?: NativeHandlers;
-  onDecision?: (outcome: GateOutcome) => void;
+  onDecision?: (outcome: GateOutcome) => void | Promise<void>;
   /** Clock for invites and tokens (tests). */
   now?: () => number;
 }
@@ -81,7 +81,6 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         inviteTtlDays: config.inviteTtlDays,
         policy: () => policy.current,
         now: options.now ?? Date.now,
-        repositoryUrl: config.upstreamUrl,
       });
     const app = createApp({
       policy,

@@ -1,8 +1,9 @@
 import type { Command } from './command.ts';
 import { migrateCommand } from './migrate.ts';
 import { serveCommand } from './serve.ts';
+import { transferOwnershipCommand } from './support.ts';
 
 /** Every CLI command, in the order `--help` lists them. */
 export function commands(): Command[] {
-  return [serveCommand, migrateCommand];
+  return [serveCommand, migrateCommand, transferOwnershipCommand];
 }

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { GuestRole, WorkspaceRole } from '../domain.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
-import type { Db } from './client.ts';
+import type { InStatement, ResultSet } from '@libsql/client';
+
+/** Anything that runs a statement: the client, or an open transaction. */
+export interface Executor {
+  execute(stmt: InStatement): Promise<ResultSet>;
+}
 
 /** What the decision needs to know about a user and the request's resources. */
 export interface UserAccess {
@@ -70,7 +75,7 @@ export function sha256(value: string): Buffer {
 
 /** The reads on the decision path. Every call reads the database: access changes are immediate. */
 export class AccessRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Executor) {}
 
   async userAccess(q: UserAccessQuery): Promise<UserAccess> {
     const r = await this.db.execute({

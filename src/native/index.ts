@@ -2,6 +2,12 @@ import type { NativeHandlers } from '../app.ts';
 import type { PolicyBundle } from '../authz/policy-bundle.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/client.ts';
+import { guestHandlers } from '../guests/guests.ts';
+import { inviteHandlers } from '../invites/invites.ts';
+import { memberHandlers } from '../members/members.ts';
+import { projectHandlers } from '../projects/projects.ts';
+import { tokenHandlers } from '../tokens/tokens.ts';
+import { workspaceHandlers } from '../workspaces/workspaces.ts';
 
 /** What the gateway's own API needs. */
 export interface NativeDeps {
@@ -11,11 +17,16 @@ export interface NativeDeps {
   inviteTtlDays: number;
   policy: () => PolicyBundle;
   now: () => number;
-  /** Base URL Composer reaches the repository at (for auth.json snippets). */
-  repositoryUrl: URL;
 }
 
-/** Every native route's handler, keyed by route id. */
-export function createNativeHandlers(_deps: NativeDeps): NativeHandlers {
-  return {};
+/** Every native route's handler, keyed by route id (`METHOD PATTERN` in policies/routes.txt). */
+export function createNativeHandlers(deps: NativeDeps): NativeHandlers {
+  const all: NativeHandlers = {};
+  for (const group of [workspaceHandlers, memberHandlers, inviteHandlers, projectHandlers, guestHandlers, tokenHandlers]) {
+    for (const [id, handler] of Object.entries(group(deps))) {
+      if (all[id]) throw new Error(`two handlers for ${id}`);
+      all[id] = handler;
+    }
+  }
+  return all;
 }
