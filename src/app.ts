@@ -10,6 +10,7 @@ import type { PolicyStore } from './authz/policy-store.ts';
 import type { AccessRepo } from './db/access-repo.ts';
 import type { Db } from './db/client.ts';
 import { schemaIsCurrent } from './db/migrations.ts';
+import { UserRecorder } from './db/user-recorder.ts';
 import type { Forwarder } from './gateway/forwarder.ts';
 import { Gate, type Allowed, type GateOutcome } from './gateway/gate.ts';
 import { canonicalizeTarget } from './gateway/hygiene.ts';
@@ -86,6 +87,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     mode: deps.mode,
   });
 
+  const users = new UserRecorder(deps.access, (err) => deps.logger.warn('could not record a user', errorFields(err)));
+
   app.onError((err, c) => {
     const requestId = c.res.headers.get('x-request-id') ?? 'unknown';
     deps.logger.error('unhandled error', { request_id: requestId, ...errorFields(err) });
@@ -122,6 +125,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return withRequestId(problemResponse(p, { requestId }), requestId, true);
     }
     deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
+    if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
     await deps.onDecision?.(outcome);
 
     if (!outcome.allow) {

@@ -4,6 +4,7 @@ import { serve } from '@hono/node-server';
 import { createApp, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
+import { PolicyError, ROUTES_FILE } from './authz/policy-bundle.ts';
 import { PolicyStore } from './authz/policy-store.ts';
 import type { Config, JwtKeyConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
@@ -57,10 +58,27 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const migrated = await migrate(db);
     if (migrated.applied.length > 0) logger.info('database migrated', { applied: migrated.applied, version: migrated.current });
 
+    // Natives are built before the policy so a policy naming a native route nobody answers is refused.
+    const natives: NativeHandlers =
+      options.natives ??
+      createNativeHandlers({
+        db,
+        secretBox: createSecretBox(config.tokenEncryptionKey),
+        inviteUrl: config.inviteUrl,
+        inviteTtlDays: config.inviteTtlDays,
+        now: options.now ?? Date.now,
+      });
     const policy = await PolicyStore.load(config.policyDir, {
       onReload: (next, prev) => logger.info('policy reloaded', { revision: next.revision, previous: prev.revision }),
       onReloadError: (err, kept) =>
         logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) }),
+      validate: (bundle) => {
+        for (const route of bundle.routes.routes) {
+          if (route.to === 'native' && !natives[route.id]) {
+            throw new PolicyError(`route "${route.id}" is to=native but the gateway has no handler for it`, ROUTES_FILE, route.line);
+          }
+        }
+      },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
 
@@ -72,16 +90,6 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     });
     const access = new AccessRepo(db);
     const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
-    const natives =
-      options.natives ??
-      createNativeHandlers({
-        db,
-        secretBox: createSecretBox(config.tokenEncryptionKey),
-        inviteUrl: config.inviteUrl,
-        inviteTtlDays: config.inviteTtlDays,
-        policy: () => policy.current,
-        now: options.now ?? Date.now,
-      });
     const app = createApp({
       policy,
       db,

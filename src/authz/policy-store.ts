@@ -5,6 +5,8 @@ import { loadPolicySourceFromDir } from './policy-source.ts';
 export interface PolicyStoreEvents {
   onReload?: (bundle: PolicyBundle, previous: PolicyBundle) => void;
   onReloadError?: (error: Error, kept: PolicyBundle) => void;
+  /** Extra checks a bundle must pass before it goes live (e.g. every native route has a handler). */
+  validate?: (bundle: PolicyBundle) => void;
 }
 
 /**
@@ -29,7 +31,9 @@ export class PolicyStore {
 
   /** Loads the folder; throws PolicyError when the policy is invalid (so `serve` does not start). */
   static async load(dir: string, events: PolicyStoreEvents = {}): Promise<PolicyStore> {
-    return new PolicyStore(dir, await buildPolicyBundle(await loadPolicySourceFromDir(dir)), events);
+    const bundle = await buildPolicyBundle(await loadPolicySourceFromDir(dir));
+    events.validate?.(bundle);
+    return new PolicyStore(dir, bundle, events);
   }
 
   static fromBundle(dir: string, bundle: PolicyBundle, events: PolicyStoreEvents = {}): PolicyStore {
@@ -52,6 +56,7 @@ export class PolicyStore {
         const previous = this.#current;
         try {
           const next = await buildPolicyBundle(await loadPolicySourceFromDir(this.dir));
+          this.events.validate?.(next);
           if (next.revision !== previous.revision) {
             this.#current = next;
             this.events.onReload?.(next, previous);

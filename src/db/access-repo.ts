@@ -69,6 +69,14 @@ SELECT t.id, t.public_key, t.project_id, t.workspace_id, t.active, (p.deleted_at
 FROM tokens t JOIN projects p ON p.id = t.project_id
 WHERE t.secret_hash = ?`;
 
+/** Insert or refresh a user row: args (id, email, email_verified, created_at, last_seen_at). */
+export const UPSERT_USER_SQL = `
+INSERT INTO users (id, email, email_verified, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+  email = coalesce(excluded.email, users.email),
+  email_verified = CASE WHEN excluded.email IS NULL THEN users.email_verified ELSE excluded.email_verified END,
+  last_seen_at = excluded.last_seen_at`;
+
 export function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
@@ -134,14 +142,8 @@ export class AccessRepo {
     };
   }
 
-  /** Records a user the gateway has seen (and their latest verified email). */
-  async recordUser(user: { id: string; email: string | undefined; emailVerified: boolean }): Promise<void> {
-    const now = Date.now();
-    await this.db.execute({
-      sql: `INSERT INTO users (id, email, email_verified, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (id) DO UPDATE SET email = excluded.email, email_verified = excluded.email_verified,
-              last_seen_at = excluded.last_seen_at`,
-      args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now],
-    });
+  /** Records a user the gateway has seen (and their latest email; a token without one keeps the known one). */
+  async recordUser(user: { id: string; email: string | undefined; emailVerified: boolean }, now = Date.now()): Promise<void> {
+    await this.db.execute({ sql: UPSERT_USER_SQL, args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now] });
   }
 }

@@ -1,5 +1,4 @@
 import type { NativeHandlers } from '../app.ts';
-import type { PolicyBundle } from '../authz/policy-bundle.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/client.ts';
 import { guestHandlers } from '../guests/guests.ts';
@@ -15,7 +14,6 @@ export interface NativeDeps {
   secretBox: SecretBox;
   inviteUrl: string;
   inviteTtlDays: number;
-  policy: () => PolicyBundle;
   now: () => number;
 }
 

@@ -64,13 +64,7 @@ export async function audit(tx: Executor, e: AuditEvent): Promise<void> {
 
 /** Makes sure the signed-in user has a users row (memberships reference it). */
 export async function ensureUser(tx: Executor, user: Extract<Principal, { kind: 'user' }>, now: number): Promise<void> {
-  await tx.execute({
-    sql: `INSERT INTO users (id, email, email_verified, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
-          ON CONFLICT (id) DO UPDATE SET email = coalesce(excluded.email, users.email),
-            email_verified = CASE WHEN excluded.email IS NULL THEN users.email_verified ELSE excluded.email_verified END,
-            last_seen_at = excluded.last_seen_at`,
-    args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now],
-  });
+  await new AccessRepo(tx).recordUser(user, now);
 }
 
 export interface Recheck {

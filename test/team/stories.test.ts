@@ -226,3 +226,16 @@ describe('a workspace run end to end through the API', () => {
     }
   });
 });
+
+describe('the gateway records the users it sees', () => {
+  test('a signed-in user unknown to the database is recorded with their verified email, without delaying the request', async () => {
+    const res = await api('GET', '/v1/me/workspaces', { as: 'quentin', email: 'Quentin@Example.com' });
+    expect(res.status).toBe(200);
+    let row: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !row; i++) {
+      row = (await t.gw.db.execute("SELECT email, email_verified FROM users WHERE id = 'quentin'")).rows[0] as Record<string, unknown> | undefined;
+      if (!row) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(row).toMatchObject({ email: 'quentin@example.com', email_verified: 1 });
+  });
+});
