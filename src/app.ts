@@ -69,7 +69,14 @@ function requestIdOf(incoming: IncomingMessage): string {
 function isUnavailable(err: unknown): boolean {
   const name = (err as { name?: string; code?: string })?.name ?? '';
   const code = String((err as { code?: string })?.code ?? '');
-  return name === 'LibsqlError' || /^SQLITE_/.test(code) || code === 'CLIENT_CLOSED' || name === 'PolicyError';
+  return (
+    name === 'LibsqlError' ||
+    name === 'SqliteError' ||
+    /^SQLITE_/.test(code) ||
+    code === 'CLIENT_CLOSED' ||
+    name === 'PolicyError' ||
+    /database connection is not open|The database connection is not open/.test(String((err as Error)?.message))
+  );
 }
 
 /**

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { GuestRole, WorkspaceRole } from '../domain.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
-import type { InStatement, ResultSet } from '@libsql/client';
+import type { InStatement, InValue, ResultSet } from '@libsql/client';
 
 /** Anything that runs a statement: the client, or an open transaction. */
 export interface Executor {
   execute(stmt: InStatement): Promise<ResultSet>;
+  /** A prepared single-row read, where the source has one (the Db's hot path). */
+  readOne?(sql: string, args: Record<string, InValue>): Promise<Record<string, unknown> | undefined>;
 }
 
 /** What the decision needs to know about a user and the request's resources. */
@@ -67,7 +69,7 @@ SELECT
 const TOKEN_SQL = `
 SELECT t.id, t.public_key, t.project_id, t.workspace_id, t.active, (p.deleted_at IS NULL) AS project_live
 FROM tokens t JOIN projects p ON p.id = t.project_id
-WHERE t.secret_hash = ?`;
+WHERE t.secret_hash = :hash`;
 
 /** Insert or refresh a user row: args (id, email, email_verified, created_at, last_seen_at). */
 export const UPSERT_USER_SQL = `
@@ -83,14 +85,22 @@ export function sha256(value: string): Buffer {
 
 /** The reads on the decision path. Every call reads the database: access changes are immediate. */
 export class AccessRepo {
-  constructor(private readonly db: Executor) {}
+  readonly #read: (sql: string, args: Record<string, InValue>) => Promise<Record<string, unknown> | undefined>;
+
+  constructor(private readonly db: Executor) {
+    this.#read = db.readOne
+      ? db.readOne.bind(db)
+      : async (sql, args) => (await db.execute({ sql, args })).rows[0] as Record<string, unknown> | undefined;
+  }
 
   async userAccess(q: UserAccessQuery): Promise<UserAccess> {
-    const r = await this.db.execute({
-      sql: USER_ACCESS_SQL,
-      args: { ws: q.workspaceId, user: q.userId, p: q.projectId ?? null, t: q.tokenId ?? null, scope: q.guestScope },
+    const row = await this.#read(USER_ACCESS_SQL, {
+      ws: q.workspaceId,
+      user: q.userId,
+      p: q.projectId ?? null,
+      t: q.tokenId ?? null,
+      scope: q.guestScope,
     });
-    const row = r.rows[0];
     if (!row) throw new Error('access query returned no row');
     const wsRole = row['ws_role'];
     const guestRole = row['guest_role'];
@@ -104,8 +114,7 @@ export class AccessRepo {
   }
 
   async tokenBySecretHash(hash: Buffer): Promise<TokenRecord | undefined> {
-    const r = await this.db.execute({ sql: TOKEN_SQL, args: [hash] });
-    const row = r.rows[0];
+    const row = await this.#read(TOKEN_SQL, { hash });
     if (!row) return undefined;
     return {
       id: String(row['id']),
@@ -119,20 +128,19 @@ export class AccessRepo {
 
   /** The current role of `userId` in the workspace, if a member. */
   async memberRole(workspaceId: string, userId: string): Promise<WorkspaceRole | undefined> {
-    const r = await this.db.execute({
-      sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?',
-      args: [workspaceId, userId],
+    const row = await this.#read('SELECT role FROM memberships WHERE workspace_id = :ws AND user_id = :user', {
+      ws: workspaceId,
+      user: userId,
     });
-    const role = r.rows[0]?.['role'];
+    const role = row?.['role'];
     return isWorkspaceRole(role) ? role : undefined;
   }
 
   async inviteTarget(workspaceId: string, inviteId: string): Promise<InviteTarget | undefined> {
-    const r = await this.db.execute({
-      sql: 'SELECT id, role, project_id, status FROM invites WHERE workspace_id = ? AND id = ?',
-      args: [workspaceId, inviteId],
+    const row = await this.#read('SELECT id, role, project_id, status FROM invites WHERE workspace_id = :ws AND id = :id', {
+      ws: workspaceId,
+      id: inviteId,
     });
-    const row = r.rows[0];
     if (!row || !isWorkspaceRole(row['role'])) return undefined;
     return {
       id: String(row['id']),
