@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono, type Context } from 'hono';
-import type { HttpBindings } from '@hono/node-server';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import type { Duplex } from 'node:stream';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { z } from 'zod';
 import type { Authenticator } from './authn/authenticate.ts';
@@ -12,10 +13,10 @@ import type { Db } from './db/client.ts';
 import { schemaIsCurrent } from './db/migrations.ts';
 import { UserRecorder } from './db/user-recorder.ts';
 import type { Forwarder } from './gateway/forwarder.ts';
-import { Gate, type Allowed, type GateOutcome } from './gateway/gate.ts';
+import { Gate, isUnavailableError, redactPath, type Allowed, type GateOutcome } from './gateway/gate.ts';
 import { canonicalizeTarget } from './gateway/hygiene.ts';
 import { hasBody, parseJsonObject, readBody } from './http/body.ts';
-import { problem, problemResponse, type Problem } from './http/problem.ts';
+import { problem, problemBody, problemResponse, type Problem } from './http/problem.ts';
 import type { DecisionLog } from './log/decision-log.ts';
 import { errorFields, type Logger } from './log/logger.ts';
 
@@ -65,20 +66,6 @@ function requestIdOf(incoming: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-/** Errors from the database or policy mean the gateway cannot decide: 503, fail closed. */
-function isUnavailable(err: unknown): boolean {
-  const name = (err as { name?: string; code?: string })?.name ?? '';
-  const code = String((err as { code?: string })?.code ?? '');
-  return (
-    name === 'LibsqlError' ||
-    name === 'SqliteError' ||
-    /^SQLITE_/.test(code) ||
-    code === 'CLIENT_CLOSED' ||
-    name === 'PolicyError' ||
-    /database connection is not open|The database connection is not open/.test(String((err as Error)?.message))
-  );
-}
-
 /**
  * The gateway as a Hono app. One global middleware runs the decision path for
  * every request — there is no path-scoped auth to bypass — and dispatches an
@@ -121,15 +108,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
         return parseJsonObject(incoming.headers['content-type'], raw);
       })());
 
-    let outcome: GateOutcome;
-    try {
-      outcome = await gate.evaluate({ method: incoming.method ?? 'GET', target: rawTarget, rawHeaders: incoming.rawHeaders, readJsonBody }, requestId);
-    } catch (err) {
-      // Fail closed: whatever went wrong, nothing is forwarded.
-      const unavailable = isUnavailable(err);
-      deps.logger.error('decision failed', { request_id: requestId, ...errorFields(err) });
-      const p = unavailable ? problem('unavailable', 'the gateway cannot decide right now') : problem('internal_error', 'internal error');
-      return withRequestId(problemResponse(p, { requestId }), requestId, true);
+    // Fail closed: evaluate() turns any error into a deny, so nothing below forwards on an error.
+    const outcome = await gate.evaluate(
+      { method: incoming.method ?? 'GET', target: rawTarget, rawHeaders: incoming.rawHeaders, readJsonBody },
+      requestId,
+    );
+    if (!outcome.allow && outcome.error !== undefined) {
+      deps.logger.error('decision failed', { request_id: requestId, decision_id: outcome.decision.decision_id, ...errorFields(outcome.error) });
     }
     deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
     if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
@@ -180,7 +165,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const res = await handler.handle({ c, outcome, requestId, body });
       return withRequestId(res, requestId);
     } catch (err) {
-      const unavailable = isUnavailable(err);
+      const unavailable = isUnavailableError(err);
       deps.logger.error('handler failed', { request_id: requestId, route: outcome.route.id, ...errorFields(err) });
       const p = unavailable ? problem('unavailable', 'the gateway cannot complete this right now') : problem('internal_error', 'internal error');
       return withRequestId(problemResponse(p, { requestId }), requestId);
@@ -240,4 +225,96 @@ function operations(rawTarget: string): OpsHandler | undefined {
     default:
       return async () => problemResponse(problem('not_found', 'no such operations endpoint'));
   }
+}
+
+/**
+ * The Node request listener for the app, plus a handler for what Node's HTTP parser
+ * refuses before any request exists. Both answer problem+json and write a decision
+ * line, so every refusal looks the same to callers and to the log.
+ */
+export function createNodeHandlers(app: Hono<Env>, deps: Pick<AppDeps, 'decisionLog' | 'policy' | 'mode'>) {
+  const refuse = (code: 'bad_path' | 'bad_request', detail: string, method: string, rawTarget: string) => {
+    const requestId = randomUUID();
+    const decision = {
+      decision_id: randomUUID(),
+      request_id: requestId,
+      principal: 'anonymous',
+      method,
+      path: redactPath(rawTarget.split('?')[0] ?? ''),
+      route: null,
+      action: null,
+      target_role: null,
+      workspace: null,
+      project: null,
+      roles: [],
+      result: 'deny' as const,
+      code,
+      status: 400,
+      policy_revision: deps.policy.current.revision,
+      mode: deps.mode,
+    };
+    deps.decisionLog.write(decision, 0);
+    return { requestId, decision, body: JSON.stringify(problemBody(problem(code, detail), { requestId, decisionId: decision.decision_id })) };
+  };
+
+  // The request being handed to @hono/node-server right now: its errorHandler runs synchronously
+  // when it cannot build a request (so this is that request), and receives only the error.
+  let current: IncomingMessage | undefined;
+  const inner = getRequestListener(
+    async (request, env) => {
+      const res = await app.fetch(request, env);
+      // Hono answers HEAD by wrapping the GET response in a new Response; a forwarded
+      // (already sent) answer must stay marked as such, or the server writes it twice.
+      return res.headers.has('x-hono-already-sent') ? RESPONSE_ALREADY_SENT : res;
+    },
+    {
+      // @hono/node-server refuses a request-target it cannot turn into a URL (a raw
+      // backslash, "*", an absolute URL, no Host) before the app runs: answer as the gate would.
+      errorHandler: (err) => {
+        if ((err as Error)?.name !== 'RequestError') {
+          return problemResponse(problem('internal_error', 'internal error'));
+        }
+        const incoming = current;
+        const r = refuse('bad_path', 'the request target is not a valid path', incoming?.method ?? '', incoming?.url ?? '');
+        return new Response(r.body, {
+          status: 400,
+          headers: { 'content-type': 'application/problem+json', 'x-request-id': r.requestId, connection: 'close' },
+        });
+      },
+    },
+  );
+  const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    current = incoming;
+    try {
+      return inner(incoming, outgoing);
+    } finally {
+      current = undefined;
+    }
+  };
+
+  /** Node's parser refused the bytes (raw control or non-ASCII characters, bad headers…). */
+  const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const line = (err.rawPacket?.toString('latin1') ?? '').split('\r\n')[0] ?? '';
+    const [method = '', target = ''] = line.split(' ');
+    const inTarget = err.code === 'HPE_INVALID_URL' || err.code === 'HPE_INVALID_METHOD' || /[^\x21-\x7e]/.test(target);
+    const r = refuse(inTarget ? 'bad_path' : 'bad_request', inTarget ? 'the request target is not a valid path' : 'malformed HTTP request', method.slice(0, 16), target);
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${r.requestId}\r\n` +
+        `Content-Length: ${Buffer.byteLength(r.body)}\r\nConnection: close\r\n\r\n${r.body}`,
+    );
+  };
+
+  return { listener, onClientError };
 }

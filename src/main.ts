@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { serve } from '@hono/node-server';
-import { createApp, type NativeHandlers } from './app.ts';
+import { createServer, type Server } from 'node:http';
+import { createApp, createNodeHandlers, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
+import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
 import { PolicyError, ROUTES_FILE } from './authz/policy-bundle.ts';
 import { PolicyStore } from './authz/policy-store.ts';
 import type { Config, JwtKeyConfig } from './config.ts';
@@ -82,14 +82,18 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
 
-    const jwt = await createJwtVerifier({
-      key: config.jwtKey,
-      issuer: config.jwtIssuer,
-      audience: config.jwtAudience,
-      algorithms: config.jwtAlgorithms,
-    });
+    // Keys are imported once; verified tokens are cached until their exp (identity only, never roles).
+    const jwt = createCachedJwtVerifier(
+      await createJwtVerifier({
+        key: config.jwtKey,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        algorithms: config.jwtAlgorithms,
+      }),
+    );
     const access = new AccessRepo(db);
     const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
+    const decisionLog = createDecisionLog(options.decisionSink);
     const app = createApp({
       policy,
       db,
@@ -97,15 +101,21 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       authenticator: createAuthenticator({ jwt, access }),
       forwarder,
       natives,
-      decisionLog: createDecisionLog(options.decisionSink),
+      decisionLog,
       logger,
       mode: config.mode,
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
-    const server = await new Promise<Server>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s as Server)) as Server;
-      s.once('error', reject);
+    const { listener, onClientError } = createNodeHandlers(app, { decisionLog, policy, mode: config.mode });
+    const server = createServer(listener);
+    server.on('clientError', onClientError);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     // Keep-alive from clients: longer than typical client pools, shorter than load-balancer idle timeouts.
     server.keepAliveTimeout = 65_000;
@@ -132,6 +142,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           server.closeIdleConnections();
         });
         forwarder.close();
+        decisionLog.flush();
         db.close();
       },
     };

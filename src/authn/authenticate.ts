@@ -12,7 +12,9 @@ export type Principal =
 export type Credentials =
   | { scheme: 'bearer'; token: string }
   | { scheme: 'basic'; user: string; password: string }
-  | { scheme: 'none' };
+  | { scheme: 'none' }
+  /** An Authorization header that is not one usable credential; the route's authenticator refuses it with its challenge. */
+  | { scheme: 'malformed'; refusal: Problem };
 
 export const BEARER_CHALLENGE = 'Bearer realm="Packagento"';
 export const BASIC_CHALLENGE = 'Basic realm="Packagento"';
@@ -22,7 +24,9 @@ const TOKEN68 = /^[A-Za-z0-9._~+/-]+=*$/;
 
 /**
  * Parses the raw Authorization headers. Two headers, or one with two credentials,
- * is a 400: a gateway and an upstream may pick different ones.
+ * is a 400: a gateway and an upstream may pick different ones. A malformed single
+ * credential is returned as `malformed`, so the route's authenticator answers 401
+ * with the route's challenge (RFC 9110 §11.6.1: a 401 carries WWW-Authenticate).
  */
 export function parseAuthorization(values: string[]): Credentials | Problem {
   if (values.length === 0) return { scheme: 'none' };
@@ -30,22 +34,30 @@ export function parseAuthorization(values: string[]): Credentials | Problem {
   const value = values[0]!.trim();
   const space = value.indexOf(' ');
   if (space <= 0) {
-    return problem('unauthenticated', 'the Authorization header must be "Bearer <token>" or "Basic <credentials>"');
+    return malformed(problem('unauthenticated', 'the Authorization header must be "Bearer <token>" or "Basic <credentials>"'));
   }
   const scheme = value.slice(0, space).toLowerCase();
   const credential = value.slice(space + 1).trim();
   if (!TOKEN68.test(credential)) {
     if (/[\s,]/.test(credential)) return problem('duplicate_credentials', 'the Authorization header holds more than one credential');
-    return problem('invalid_credentials', 'malformed credentials');
+    return malformed(problem('invalid_credentials', 'malformed credentials'));
   }
   if (scheme === 'bearer') return { scheme: 'bearer', token: credential };
   if (scheme === 'basic') {
     const decoded = Buffer.from(credential, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) return problem('invalid_credentials', 'malformed Basic credentials');
+    if (colon < 0) return malformed(problem('invalid_credentials', 'malformed Basic credentials'));
     return { scheme: 'basic', user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
-  return problem('unauthenticated', `unsupported authorization scheme "${value.slice(0, space).slice(0, 20)}"`);
+  return malformed(problem('unauthenticated', `unsupported authorization scheme "${value.slice(0, space).slice(0, 20)}"`));
+}
+
+function malformed(refusal: Problem): Credentials {
+  return { scheme: 'malformed', refusal };
+}
+
+function withChallenge(p: Problem, challenge: string): Problem {
+  return { ...p, headers: { ...(p.headers ?? {}), 'www-authenticate': challenge } };
 }
 
 export interface Authenticator {
@@ -68,6 +80,7 @@ export function createAuthenticator(deps: { jwt: JwtVerifier; access: AccessRepo
   return {
     async user(credentials) {
       if (credentials.scheme === 'none') return problem('unauthenticated', 'a Bearer token is required', undefined, bearer);
+      if (credentials.scheme === 'malformed') return withChallenge(credentials.refusal, BEARER_CHALLENGE);
       if (credentials.scheme !== 'bearer') {
         return problem('unauthenticated', 'this route takes a Bearer token', undefined, bearer);
       }
@@ -87,6 +100,7 @@ export function createAuthenticator(deps: { jwt: JwtVerifier; access: AccessRepo
 
     async token(credentials) {
       if (credentials.scheme === 'none') return problem('unauthenticated', 'project token credentials are required', undefined, basic);
+      if (credentials.scheme === 'malformed') return withChallenge(credentials.refusal, BASIC_CHALLENGE);
       if (credentials.scheme !== 'basic') {
         return problem('unauthenticated', 'this route takes a project token as HTTP Basic credentials', undefined, basic);
       }

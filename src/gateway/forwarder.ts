@@ -76,15 +76,21 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** Response headers passed back: everything but hop-by-hop and Connection-nominated ones. */
-export function downstreamResponseHeaders(rawHeaders: readonly string[]): string[] {
+/**
+ * Response headers passed back: everything but hop-by-hop and Connection-nominated ones.
+ * With a request id, the response carries the gateway's `x-request-id` (the one in the
+ * decision log and sent upstream), as the gateway's own answers do.
+ */
+export function downstreamResponseHeaders(rawHeaders: readonly string[], requestId?: string): string[] {
   const nominated = connectionNominated(rawHeaders);
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = normalizeHeaderName(rawHeaders[i]!);
     if (HOP_BY_HOP.has(name) || nominated.has(name)) continue;
+    if (requestId !== undefined && name === 'x-request-id') continue;
     out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
   }
+  if (requestId !== undefined) out.push('x-request-id', requestId);
   return out;
 }
 
@@ -198,7 +204,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
             res.destroy();
             return done({ status: res.statusCode ?? 502 });
           }
-          outgoing.writeHead(res.statusCode ?? 502, res.statusMessage, downstreamResponseHeaders(res.rawHeaders));
+          outgoing.writeHead(res.statusCode ?? 502, res.statusMessage, downstreamResponseHeaders(res.rawHeaders, req.requestId));
           res.pipe(outgoing);
           res.on('error', () => outgoing.destroy());
           res.on('end', () => done({ status: res.statusCode ?? 502 }));

@@ -71,6 +71,23 @@ export interface Denied {
   problem: Problem;
   /** Close the connection after answering (an unread body is left on it). */
   closeConnection: boolean;
+  /** What failed, when the deny comes from an error on the decision path. */
+  error?: unknown;
+}
+
+/** Errors that mean the database (or the policy) cannot be read: 503, fail closed. */
+export function isUnavailableError(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string } | undefined;
+  const name = e?.name ?? '';
+  const code = String(e?.code ?? '');
+  return (
+    name === 'LibsqlError' ||
+    name === 'SqliteError' ||
+    name === 'PolicyError' ||
+    /^SQLITE_/.test(code) ||
+    code === 'CLIENT_CLOSED' ||
+    /database connection is not open/i.test(String(e?.message ?? ''))
+  );
 }
 
 export type GateOutcome = Allowed | Denied;
@@ -82,9 +99,31 @@ export interface GateDeps {
   mode: 'enforce' | 'shadow';
 }
 
-/** Redacts the secret segment of invite links before a path is logged. */
+/**
+ * Redacts secrets from a path before it is logged: the segment after any segment
+ * that reads "invites" (an invite link token, wherever it sits, however encoded),
+ * and anything shaped like a project token's private key.
+ */
 export function redactPath(path: string): string {
-  return path.replace(/^(\/v1\/invites\/)[^/?]+/, '$1[redacted]').slice(0, 512);
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    if (segmentReads(segments[i - 1]!, 'invites') && segments[i] !== '') segments[i] = '[redacted]';
+  }
+  return segments
+    .join('/')
+    .replace(/sk(_|%5[Ff])[A-Za-z0-9%]+/g, 'sk_[redacted]')
+    .slice(0, 512);
+}
+
+function segmentReads(segment: string, word: string): boolean {
+  if (segment.length < word.length) return false;
+  let decoded = segment;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    // a malformed escape: compare as it is
+  }
+  return decoded.toLowerCase() === word;
 }
 
 /** The caller's Casbin subjects for this request. */
@@ -107,8 +146,30 @@ function principalLabel(p: Principal): string {
 export class Gate {
   constructor(private readonly deps: GateDeps) {}
 
+  /**
+   * Decides one request. Never throws: an error on the decision path (the database
+   * or the policy unreadable, a bug) is a deny — 503 `unavailable` for the database,
+   * 500 otherwise — and is logged like any other decision. `error` carries the cause
+   * for the operational log.
+   */
   async evaluate(req: GateRequest, requestId: string): Promise<GateOutcome> {
     const bundle = this.deps.policy();
+    const partial: { decision?: Decision } = {};
+    try {
+      return await this.decide(req, requestId, bundle, partial);
+    } catch (error) {
+      const decision = partial.decision!;
+      const p = isUnavailableError(error)
+        ? problem('unavailable', 'the gateway cannot decide right now')
+        : problem('internal_error', 'internal error');
+      decision.result = 'deny';
+      decision.code = p.code;
+      decision.status = statusOf(p.code);
+      return { allow: false, decision, problem: p, closeConnection: false, error };
+    }
+  }
+
+  private async decide(req: GateRequest, requestId: string, bundle: PolicyBundle, partial: { decision?: Decision }): Promise<GateOutcome> {
     const decision: Decision = {
       decision_id: randomUUID(),
       request_id: requestId,
@@ -127,6 +188,7 @@ export class Gate {
       policy_revision: bundle.revision,
       mode: this.deps.mode,
     };
+    partial.decision = decision;
     const deny = (p: Problem, closeConnection = false): Denied => {
       decision.result = 'deny';
       decision.code = p.code;
