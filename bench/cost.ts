@@ -1,0 +1,51 @@
+/**
+ * CPU cost per request of each server at a fixed, unsaturated rate:
+ * `tsx bench/cost.ts [rate] [seconds]`. Reads utime+stime of the server process
+ * from /proc before and after the load. Used to find where the gateway's time goes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { createSmallWorld } from './world.ts';
+
+const [rate = '2000', seconds = '5'] = process.argv.slice(2);
+const dir = await mkdtemp(join(tmpdir(), 'gate-cost-'));
+const TICK_US = 1e6 / 100; // USER_HZ
+
+async function cpuUs(pid: number): Promise<number> {
+  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_US;
+}
+
+function start(args: string[]): Promise<{ url: string; pid: number; kill: () => void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/servers.ts', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve) => {
+    child.stdout!.once('data', (c: Buffer) => {
+      child.stdout!.resume();
+      const { url, pid } = JSON.parse(c.toString().split('\n')[0]!);
+      resolve({ url, pid, kill: () => child.kill('SIGKILL') });
+    });
+  });
+}
+
+const upstream = await start(['upstream']);
+const targets = await createSmallWorld(join(dir, 'small.db'));
+const servers = {
+  bare: await start(['bare-proxy', upstream.url]),
+  gateway: await start(['gateway', upstream.url, join(dir, 'small.db')]),
+};
+const cases: [string, { url: string; pid: number }, string, Record<string, string>][] = [
+  ['bare proxy', servers.bare, targets.jwtPath, {}],
+  ['gateway JWT', servers.gateway, targets.jwtPath, { authorization: `Bearer ${targets.jwt}` }],
+  ['gateway token', servers.gateway, targets.tokenPath, { authorization: targets.basic }],
+];
+for (const [name, s, path, headers] of cases) {
+  await autocannon({ url: s.url + path, headers, connections: 16, duration: 2, overallRate: Number(rate) });
+  const before = await cpuUs(s.pid);
+  const r = await autocannon({ url: s.url + path, headers, connections: 16, duration: Number(seconds), overallRate: Number(rate) });
+  const used = (await cpuUs(s.pid)) - before;
+  console.log(`${name.padEnd(14)} ${r.requests.total} requests, non-2xx ${r.non2xx}: ${(used / r.requests.total).toFixed(0)} µs CPU per request`);
+}
+for (const s of [upstream, servers.bare, servers.gateway]) s.kill();

@@ -1,0 +1,292 @@
+/**
+ * `npm run bench` — measures, in ONE run, against the same upstream:
+ *   (a) the upstream directly          (b) a bare node:http keep-alive reverse proxy
+ *   (c) a Hono app with hono/proxy     (d) the gateway, forwarded route, user JWT
+ *   (e) the gateway, /repo/packages.json, project token
+ * throughput at a fixed number of connections and latency at a fixed arrival rate
+ * (half of (b)'s capacity), as ratios to (b); then (d) and (e) again at 1 M
+ * memberships; micro-benchmarks of the decision, JWT verification and role lookup;
+ * start-up to ready. Prints a markdown table and writes JSON.
+ *
+ *   npm run bench                 # full run
+ *   npm run bench -- --quick      # short durations, for a smoke run
+ *   npm run bench -- --no-scale   # skip the 1 M-membership database
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { microBenchmarks, startupBenchmark, type MicroResults } from './micro.ts';
+import { countRows, createScaleWorld, createSmallWorld, SCALE, type BenchTargets } from './world.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-scale': { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench-results/latest.json' },
+    connections: { type: 'string' },
+  },
+});
+
+const QUICK = args.quick === true;
+const DURATION_S = QUICK ? 2 : 8;
+const WARMUP_S = QUICK ? 1 : 2;
+const CONNECTIONS = Number(args.connections ?? 32);
+const log = (s: string) => process.stderr.write(s + '\n');
+
+interface Server {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+}
+
+const children: ChildProcess[] = [];
+
+async function startServer(kind: string, ...rest: string[]): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/servers.ts', kind, ...rest], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error(`${kind} did not start within 60 s`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const nl = buffer.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      const { url, pid } = JSON.parse(buffer.slice(0, nl)) as { url: string; pid: number };
+      // Everything after the first line (the gateway's decision log) is drained and discarded.
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+      child.stdout!.on('data', () => undefined);
+      resolve({ url, pid, child });
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
+  });
+}
+
+async function stop(server: Server): Promise<void> {
+  if (server.child.exitCode !== null) return;
+  server.child.kill('SIGTERM');
+  await new Promise((r) => server.child.once('exit', r));
+}
+
+interface LoadResult {
+  rps: number;
+  requests: number;
+  errors: number;
+  non2xx: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  samples: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * One autocannon run. Latencies are taken from autocannon's per-response event with
+ * sub-millisecond resolution (its own histogram rounds to whole milliseconds).
+ */
+function load(url: string, headers: Record<string, string>, opts: { durationS: number; connections: number; rate?: number }): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const latencies: number[] = [];
+    const instance = autocannon(
+      {
+        url,
+        headers,
+        connections: opts.connections,
+        duration: opts.durationS,
+        pipelining: 1,
+        ...(opts.rate ? { overallRate: opts.rate } : {}),
+      },
+      (err, result) => {
+        if (err) return reject(err);
+        const sorted = Float64Array.from(latencies).sort();
+        resolve({
+          rps: result.requests.total / opts.durationS,
+          requests: result.requests.total,
+          errors: result.errors + result.timeouts,
+          non2xx: result.non2xx,
+          p50_ms: percentile(sorted, 50),
+          p90_ms: percentile(sorted, 90),
+          p99_ms: percentile(sorted, 99),
+          max_ms: sorted.length ? sorted[sorted.length - 1]! : NaN,
+          samples: sorted.length,
+        });
+      },
+    );
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
+  });
+}
+
+async function throughput(name: string, url: string, headers: Record<string, string>): Promise<LoadResult> {
+  await load(url, headers, { durationS: WARMUP_S, connections: CONNECTIONS });
+  const r = await load(url, headers, { durationS: DURATION_S, connections: CONNECTIONS });
+  log(`  ${name}: ${r.rps.toFixed(0)} req/s (errors ${r.errors}, non-2xx ${r.non2xx})`);
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors — the run measured failures`);
+  return r;
+}
+
+async function latencyAt(name: string, url: string, headers: Record<string, string>, rate: number): Promise<LoadResult> {
+  const r = await load(url, headers, { durationS: DURATION_S, connections: 16, rate });
+  log(`  ${name} @ ${rate} req/s: p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms`);
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors`);
+  return r;
+}
+
+function rssOf(pid: number): Promise<{ rss_mb: number; hwm_mb: number }> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => {
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN);
+    return { rss_mb: kb('VmRSS') / 1024, hwm_mb: kb('VmHWM') / 1024 };
+  });
+}
+
+const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'gate-bench-'));
+  const started = new Date().toISOString();
+  log(`Packagento Gate benchmark (${QUICK ? 'quick' : 'full'}): ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  try {
+    const upstream = await startServer('upstream');
+    const bare = await startServer('bare-proxy', upstream.url);
+    const hono = await startServer('hono-proxy', upstream.url);
+    const small = await createSmallWorld(join(work, 'small.db'));
+    const gateway = await startServer('gateway', upstream.url, join(work, 'small.db'));
+
+    log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each:`);
+    const plain = { accept: 'application/json' };
+    const t = {
+      a_upstream: await throughput('(a) upstream', upstream.url + small.jwtPath, plain),
+      b_bare_proxy: await throughput('(b) bare node:http proxy', bare.url + small.jwtPath, plain),
+      c_hono_proxy: await throughput('(c) hono/proxy app', hono.url + small.jwtPath, plain),
+      d_gateway_jwt: await throughput('(d) gateway, user JWT', gateway.url + small.jwtPath, { ...plain, authorization: `Bearer ${small.jwt}` }),
+      e_gateway_token: await throughput('(e) gateway, project token', gateway.url + small.tokenPath, { ...plain, authorization: small.basic }),
+    };
+
+    const rate = Math.max(100, Math.round(t.b_bare_proxy.rps / 2));
+    log(`latency at a fixed arrival rate of ${rate} req/s (half of (b)), ${DURATION_S} s each:`);
+    const l = {
+      a_upstream: await latencyAt('(a) upstream', upstream.url + small.jwtPath, plain, rate),
+      b_bare_proxy: await latencyAt('(b) bare proxy', bare.url + small.jwtPath, plain, rate),
+      d_gateway_jwt: await latencyAt('(d) gateway JWT', gateway.url + small.jwtPath, { ...plain, authorization: `Bearer ${small.jwt}` }, rate),
+      e_gateway_token: await latencyAt('(e) gateway token', gateway.url + small.tokenPath, { ...plain, authorization: small.basic }, rate),
+    };
+    const gatewayRss = await rssOf(gateway.pid);
+    await stop(gateway);
+
+    let scale: Record<string, unknown> | undefined;
+    if (!args['no-scale']) {
+      await mkdir('bench-results', { recursive: true });
+      const scaleFile = join('bench-results', 'scale.db');
+      log(`scale database (${SCALE.workspaces * SCALE.membersPerWorkspace} memberships):`);
+      const big: BenchTargets & { generatedMs: number | null } = await createScaleWorld(scaleFile, log);
+      const rows = countRows(scaleFile);
+      const scaled = await startServer('gateway', upstream.url, scaleFile);
+      const sd = await throughput('(d) gateway JWT @ scale', scaled.url + big.jwtPath, { ...plain, authorization: `Bearer ${big.jwt}` });
+      const se = await throughput('(e) gateway token @ scale', scaled.url + big.tokenPath, { ...plain, authorization: big.basic });
+      const rss = await rssOf(scaled.pid);
+      await stop(scaled);
+      const startup = await startupBenchmark(scaleFile, upstream.url);
+      scale = { rows, generated_ms: big.generatedMs, d_gateway_jwt: sd, e_gateway_token: se, rss, startup_ms: startup };
+    }
+
+    log('micro-benchmarks:');
+    const micro: MicroResults = await microBenchmarks(join(work, 'small.db'), small, log);
+    const startupSmall = await startupBenchmark(join(work, 'startup.db'), upstream.url, true);
+
+    for (const s of [upstream, bare, hono]) await stop(s);
+
+    const ratio = (x: LoadResult) => x.rps / t.b_bare_proxy.rps;
+    const result = {
+      started,
+      machine: { cores: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
+      settings: { quick: QUICK, duration_s: DURATION_S, connections: CONNECTIONS, latency_rate: rate },
+      throughput: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, ratio_to_b: ratio(v) }])),
+      latency: l,
+      added_latency_ms: {
+        d_jwt: { p50: l.d_gateway_jwt.p50_ms - l.b_bare_proxy.p50_ms, p99: l.d_gateway_jwt.p99_ms - l.b_bare_proxy.p99_ms },
+        e_token: { p50: l.e_gateway_token.p50_ms - l.b_bare_proxy.p50_ms, p99: l.e_gateway_token.p99_ms - l.b_bare_proxy.p99_ms },
+      },
+      gateway_rss_small: gatewayRss,
+      scale,
+      micro,
+      startup_ms: startupSmall,
+    };
+    await mkdir('bench-results', { recursive: true });
+    await writeFile(args.out!, JSON.stringify(result, null, 2) + '\n');
+    process.stdout.write(renderMarkdown(result) + '\n');
+    log(`JSON written to ${args.out}`);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function renderMarkdown(r: any): string {
+  const t = r.throughput;
+  const l = r.latency;
+  const lines = [
+    `### Packagento Gate benchmark — ${r.started}`,
+    '',
+    `${r.machine.cores} cores (${r.machine.model}), ${r.machine.memory_gib} GiB, Node ${r.machine.node}; ` +
+      `${r.settings.connections} connections × ${r.settings.duration_s} s; latency at ${r.settings.latency_rate} req/s.`,
+    '',
+    '| scenario | req/s | × (b) bare proxy | × (c) hono/proxy | p50 ms @ rate | p99 ms @ rate |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  const row = (name: string, key: string, lat?: any) =>
+    lines.push(
+      `| ${name} | ${fmt(t[key].rps)} | ${fmt(t[key].ratio_to_b, 2)} | ${fmt(t[key].rps / t.c_hono_proxy.rps, 2)} | ${lat ? fmt(lat.p50_ms, 3) : '—'} | ${lat ? fmt(lat.p99_ms, 3) : '—'} |`,
+    );
+  row('(a) upstream directly', 'a_upstream', l.a_upstream);
+  row('(b) bare node:http proxy', 'b_bare_proxy', l.b_bare_proxy);
+  row('(c) Hono + hono/proxy', 'c_hono_proxy');
+  row('(d) gateway, user JWT', 'd_gateway_jwt', l.d_gateway_jwt);
+  row('(e) gateway, project token', 'e_gateway_token', l.e_gateway_token);
+  lines.push('');
+  lines.push(
+    `Added latency over (b) at half its capacity: JWT p50 ${fmt(r.added_latency_ms.d_jwt.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.d_jwt.p99, 3)} ms; ` +
+      `token p50 ${fmt(r.added_latency_ms.e_token.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.e_token.p99, 3)} ms.`,
+  );
+  if (r.scale) {
+    const s = r.scale;
+    lines.push('');
+    lines.push(
+      `At scale (${s.rows.memberships} memberships, ${s.rows.workspaces} workspaces, ${s.rows.projects} projects, ${s.rows.tokens} tokens): ` +
+        `(d) ${fmt(s.d_gateway_jwt.rps)} req/s = ${fmt(s.d_gateway_jwt.rps / t.d_gateway_jwt.rps, 2)} × small; ` +
+        `(e) ${fmt(s.e_gateway_token.rps)} req/s = ${fmt(s.e_gateway_token.rps / t.e_gateway_token.rps, 2)} × small; ` +
+        `RSS ${fmt(s.rss.rss_mb)} MB (peak ${fmt(s.rss.hwm_mb)} MB); start-up to ready ${fmt(s.startup_ms.median)} ms.`,
+    );
+  }
+  const m = r.micro;
+  lines.push('');
+  lines.push('| micro-benchmark | p50 µs | p99 µs | mean µs | × faster |');
+  lines.push('|---|---:|---:|---:|---:|');
+  const mrow = (name: string, x: any, speedup?: number) =>
+    lines.push(`| ${name} | ${fmt(x.p50_us, 3)} | ${fmt(x.p99_us, 3)} | ${fmt(x.mean_us, 3)} | ${speedup === undefined ? '' : fmt(speedup, 1)} |`);
+  mrow('decision: stock node-casbin enforce', m.decision.casbin);
+  mrow('decision: compiled table (gateway)', m.decision.table, m.decision.casbin.mean_us / m.decision.table.mean_us);
+  mrow('JWT verify: cold (jose every time)', m.jwt.cold);
+  mrow('JWT verify: cached (gateway)', m.jwt.cached, m.jwt.cold.mean_us / m.jwt.cached.mean_us);
+  mrow('role lookup: @libsql/client execute', m.roles.client);
+  mrow('role lookup: prepared (gateway)', m.roles.prepared, m.roles.client.mean_us / m.roles.prepared.mean_us);
+  lines.push('');
+  lines.push(
+    `Start-up to ready (migrations on a fresh file, policy load, table build and verification, listen): median ${fmt(r.startup_ms.median)} ms of ${r.startup_ms.runs.length} runs. ` +
+      `Gateway RSS after the small runs: ${fmt(r.gateway_rss_small.rss_mb)} MB.`,
+  );
+  return lines.join('\n');
+}
+
+await main();
