@@ -66,7 +66,8 @@ export async function loadPolicySourceFromGit(ref: string, dir: string, cwd = pr
   };
   const prefix = (await git(['rev-parse', '--show-prefix'])).trim();
   const folder = join(prefix, dir).split(sep).join('/').replace(/^\.\//, '').replace(/\/$/, '');
-  const listing = await git(['ls-tree', '-r', '-z', '--name-only', `${ref}`, '--', folder]);
+  // --full-tree: the folder is relative to the repository root (like REF:path below), not to cwd.
+  const listing = await git(['ls-tree', '--full-tree', '-r', '-z', '--name-only', `${ref}`, '--', folder]);
   const names = listing.split('\0').filter(Boolean);
   if (names.length === 0) throw new PolicySourceError(`no policy folder "${folder}" at ${ref}`);
   const files = new Map<string, string>();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GUEST_ROLES, WORKSPACE_ROLES } from '../domain.ts';
+import { GUEST_ROLES, isGuestRole, WORKSPACE_ROLES } from '../domain.ts';
 import { generatePrivateKey, generatePublicKey } from '../authn/keys.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { sha256 } from '../db/access-repo.ts';
@@ -10,6 +10,9 @@ import type { Db } from '../db/client.ts';
  * fixtures declare it (CONTRACT §6). Names are used as ids: workspace `acme`,
  * project `web`, user `alice` (email alice@example.com), token `t1`.
  */
+/** Invite statuses as the invites table stores them. */
+export const INVITE_STATUSES = ['pending', 'accepted', 'revoked', 'expired'] as const;
+
 const name = z.string().regex(/^[A-Za-z0-9._~-]{1,64}$/, 'names are 1-64 unreserved characters');
 
 export const worldSchema = z
@@ -39,10 +42,27 @@ export const worldSchema = z
         }),
       )
       .optional(),
+    /** Invites (for rank checks on revoke / re-issue): a workspace invite, or a project-guest invite. */
+    invites: z
+      .record(
+        name,
+        z.strictObject({
+          workspace: name.optional(),
+          project: z.string().regex(/^[^/]+\/[^/]+$/, 'project is WORKSPACE/PROJECT').optional(),
+          role: z.enum(WORKSPACE_ROLES),
+          email: z.string().optional(),
+          invited_by: name,
+          status: z.enum(INVITE_STATUSES).optional(),
+        }),
+      )
+      .optional(),
   })
   .strict();
 
 export type World = z.infer<typeof worldSchema>;
+
+/** Invite validity when a world does not say (CONTRACT §1: 14 days). */
+const INVITE_TTL_MS = 14 * 24 * 60 * 60 * 1000;
 
 export interface SeededToken {
   id: string;
@@ -78,6 +98,15 @@ export async function seedWorld(db: Db, world: World, secretBox: SecretBox, now 
     if (!Object.values(w.members ?? {}).includes('owner')) throw new WorldError(`workspace "${ws}" needs an owner`);
   }
   for (const t of Object.values(world.tokens ?? {})) users.add(t.minted_by);
+  for (const [i, inv] of Object.entries(world.invites ?? {})) {
+    users.add(inv.invited_by);
+    if ((inv.workspace === undefined) === (inv.project === undefined)) {
+      throw new WorldError(`invite "${i}": give exactly one of workspace or project`);
+    }
+    if (inv.project !== undefined && !isGuestRole(inv.role)) {
+      throw new WorldError(`invite "${i}": a project-guest invite's role is developer or viewer`);
+    }
+  }
 
   const tokens = new Map<string, SeededToken>();
   await db.write(async (tx) => {
@@ -139,6 +168,17 @@ export async function seedWorld(db: Db, world: World, secretBox: SecretBox, now 
         ],
       });
       tokens.set(t, { id: t, publicKey, privateKey, projectId: p, workspaceId: ws });
+    }
+    for (const [i, inv] of Object.entries(world.invites ?? {})) {
+      const [ws, p] = inv.project !== undefined ? (inv.project.split('/') as [string, string]) : [inv.workspace!, undefined];
+      if (p !== undefined ? projectWorkspace.get(p) !== ws : world.workspaces?.[ws] === undefined) {
+        throw new WorldError(`invite "${i}": no ${p !== undefined ? `project ${inv.project}` : `workspace ${ws}`}`);
+      }
+      await tx.execute({
+        sql: `INSERT INTO invites (id, workspace_id, project_id, email, role, status, invited_by, created_at, expires_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        args: [i, ws, p ?? null, (inv.email ?? `${i}@example.com`).toLowerCase(), inv.role, inv.status ?? 'pending', inv.invited_by, now, now + INVITE_TTL_MS],
+      });
     }
   });
   return { users, tokens };

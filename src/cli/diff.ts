@@ -1,0 +1,74 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { runFixtures } from '../authz/fixtures.ts';
+import { diffBundles, diffFails, diffFixtureResults, type FailOn, type PolicyDiff } from '../authz/policy-diff.ts';
+import { resolvePolicySpec, type PolicySpec } from '../authz/policy-input.ts';
+import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
+import { DIFF_FORMATS, renderDiff, type DiffFormat } from './format/diff.ts';
+import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';
+import { DEFAULT_FIXTURES, loadFixturesForCommand } from './test.ts';
+
+const FAIL_ON = ['widen', 'narrow', 'any'] as const;
+
+export const diffCommand: Command = {
+  name: 'diff',
+  summary: 'show which decisions and routes a policy change widens or narrows',
+  help: `Usage: packagento-gate diff BASE [HEAD] [--format md|json] [--fail-on widen|narrow|any]
+                            [--policies DIR] [--fixtures PATH]… [--no-fixtures]
+
+Compares two policy revisions decision by decision (the complete decision table of each)
+and route by route. BASE and HEAD are folders, or git refs whose policy folder is read
+with \`git show\` (no checkout, so a dirty work tree is fine). HEAD defaults to the policy
+folder in the work tree.
+
+  --format md       GitHub-flavoured markdown for a pull-request comment (default): a
+                    summary line, Widened and Narrowed tables, route map changes, and the
+                    fixture cases whose outcome changes. Nothing at all when nothing changes.
+  --format json     the same, for machines
+  --fail-on KIND    exit 1 when the change widens (a decision or a route admits a subject it
+                    did not), narrows, or changes anything (any)
+  --fixtures PATH   fixture files or folders to re-run on both revisions (default: ${DEFAULT_FIXTURES}/, if present)
+  --no-fixtures     do not run fixtures
+${POLICIES_HELP}
+                    (for a git ref: the same folder, read at that ref)
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        ...POLICIES_OPTION,
+        format: { type: 'string', short: 'f' },
+        'fail-on': { type: 'string' },
+        fixtures: { type: 'string', multiple: true },
+        'no-fixtures': { type: 'boolean' },
+      },
+      true,
+    );
+    if (positionals.length < 1 || positionals.length > 2) throw new UsageError('expected BASE [HEAD]');
+    const format = (values.format ?? 'md') as DiffFormat;
+    if (!DIFF_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${DIFF_FORMATS.join(', ')}`);
+    const failOn = values['fail-on'] as FailOn | undefined;
+    if (failOn !== undefined && !FAIL_ON.includes(failOn)) throw new UsageError(`--fail-on must be one of ${FAIL_ON.join(', ')}`);
+    if (values['no-fixtures'] && values.fixtures) throw new UsageError('--fixtures and --no-fixtures exclude each other');
+
+    const policyDir = policyDirFrom(values.policies, io.env);
+    const baseSpec = await resolvePolicySpec(positionals[0]!, policyDir, io.cwd);
+    const headSpec: PolicySpec = positionals[1] !== undefined ? await resolvePolicySpec(positionals[1], policyDir, io.cwd) : { kind: 'dir', dir: policyDir };
+    const base = await loadBundleForCommand(baseSpec, io.cwd);
+    const head = await loadBundleForCommand(headSpec, io.cwd);
+
+    let fixturePaths: string[] = [];
+    if (values.fixtures) fixturePaths = values.fixtures;
+    else if (!values['no-fixtures']) {
+      const exists = await stat(resolve(io.cwd, DEFAULT_FIXTURES)).then((s) => s.isDirectory(), () => false);
+      if (exists) fixturePaths = [DEFAULT_FIXTURES];
+    }
+    const diff: PolicyDiff = { ...diffBundles(base, head), fixtures: [] };
+    if (fixturePaths.length > 0 && base.revision !== head.revision) {
+      const fixtures = await loadFixturesForCommand(fixturePaths, io.cwd);
+      diff.fixtures = diffFixtureResults(await runFixtures(fixtures, base), await runFixtures(fixtures, head));
+    }
+    io.stdout(renderDiff(diff, format));
+    return failOn !== undefined && diffFails(diff, failOn) ? EXIT_FAILED : EXIT_OK;
+  },
+};
