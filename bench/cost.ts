@@ -1,7 +1,9 @@
 /**
  * CPU cost per request of each server at a fixed, unsaturated rate:
- * `tsx bench/cost.ts [rate] [seconds]`. Reads utime+stime of the server process
- * from /proc before and after the load. Used to find where the gateway's time goes.
+ * `tsx bench/cost.ts [rate] [seconds] [rounds]`. Reads utime+stime of the server
+ * process from /proc before and after each load; the cases are interleaved over the
+ * rounds and the median is reported (this machine is noisy). Used to find where the
+ * gateway's time goes.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -10,7 +12,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createSmallWorld } from './world.ts';
 
-const [rate = '2000', seconds = '5'] = process.argv.slice(2);
+const [rate = '2000', seconds = '5', rounds = '3'] = process.argv.slice(2);
 const dir = await mkdtemp(join(tmpdir(), 'gate-cost-'));
 const TICK_US = 1e6 / 100; // USER_HZ
 
@@ -41,11 +43,18 @@ const cases: [string, { url: string; pid: number }, string, Record<string, strin
   ['gateway JWT', servers.gateway, targets.jwtPath, { authorization: `Bearer ${targets.jwt}` }],
   ['gateway token', servers.gateway, targets.tokenPath, { authorization: targets.basic }],
 ];
-for (const [name, s, path, headers] of cases) {
-  await autocannon({ url: s.url + path, headers, connections: 16, duration: 2, overallRate: Number(rate) });
-  const before = await cpuUs(s.pid);
-  const r = await autocannon({ url: s.url + path, headers, connections: 16, duration: Number(seconds), overallRate: Number(rate) });
-  const used = (await cpuUs(s.pid)) - before;
-  console.log(`${name.padEnd(14)} ${r.requests.total} requests, non-2xx ${r.non2xx}: ${(used / r.requests.total).toFixed(0)} µs CPU per request`);
+const costs = new Map<string, number[]>();
+for (const [, s, path, headers] of cases) await autocannon({ url: s.url + path, headers, connections: 16, duration: 2, overallRate: Number(rate) });
+for (let round = 0; round < Number(rounds); round++) {
+  for (const [name, s, path, headers] of cases) {
+    const before = await cpuUs(s.pid);
+    const r = await autocannon({ url: s.url + path, headers, connections: 16, duration: Number(seconds), overallRate: Number(rate) });
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+    costs.set(name, [...(costs.get(name) ?? []), ((await cpuUs(s.pid)) - before) / r.requests.total]);
+  }
+}
+for (const [name, values] of costs) {
+  const sorted = [...values].sort((a, b) => a - b);
+  console.log(`${name.padEnd(14)} median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} µs CPU per request (runs: ${values.map((v) => v.toFixed(0)).join(', ')})`);
 }
 for (const s of [upstream, servers.bare, servers.gateway]) s.kill();

@@ -13,7 +13,7 @@ import type { Db } from './db/client.ts';
 import { schemaIsCurrent } from './db/migrations.ts';
 import { UserRecorder } from './db/user-recorder.ts';
 import type { Forwarder } from './gateway/forwarder.ts';
-import { Gate, isUnavailableError, redactPath, type Allowed, type GateOutcome } from './gateway/gate.ts';
+import { Gate, isUnavailableError, redactPath, type Allowed, type Denied, type GateOutcome } from './gateway/gate.ts';
 import { canonicalizeTarget } from './gateway/hygiene.ts';
 import { hasBody, parseJsonObject, readBody } from './http/body.ts';
 import { problem, problemBody, problemResponse, type Problem } from './http/problem.ts';
@@ -66,39 +66,33 @@ function requestIdOf(incoming: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
+/** A request that went through the decision path (logged exactly once). */
+export interface Decided {
+  outcome: GateOutcome;
+  requestId: string;
+  readJsonBody: () => Promise<Record<string, unknown> | undefined | Problem>;
+}
+
+const DECIDED = Symbol('packagento.decided');
+type WithDecision = IncomingMessage & { [DECIDED]?: Decided };
+
 /**
- * The gateway as a Hono app. One global middleware runs the decision path for
- * every request — there is no path-scoped auth to bypass — and dispatches an
- * allowed request to its native handler (by route id, never by re-routing the
- * path) or to the forwarder.
+ * The decision path shared by every entry: evaluate (which never throws: an error
+ * is a deny), log one decision line, record the user, forward an allowed upstream
+ * request, render a deny.
  */
-export function createApp(deps: AppDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export function createPipeline(deps: AppDeps) {
   const gate = new Gate({
     policy: () => deps.policy.current,
     authenticator: deps.authenticator,
     access: deps.access,
     mode: deps.mode,
   });
-
   const users = new UserRecorder(deps.access, (err) => deps.logger.warn('could not record a user', errorFields(err)));
 
-  app.onError((err, c) => {
-    const requestId = c.res.headers.get('x-request-id') ?? 'unknown';
-    deps.logger.error('unhandled error', { request_id: requestId, ...errorFields(err) });
-    return problemResponse(problem('internal_error', 'internal error'), { requestId });
-  });
-
-  app.use('*', async function packagentoGate(c) {
-    const incoming = c.env?.incoming;
-    if (!incoming) throw new Error('the gateway must run on @hono/node-server (no Node request bindings)');
-    const requestId = requestIdOf(incoming);
-    const rawTarget = incoming.url ?? '';
-
-    const ops = operations(rawTarget);
-    if (ops !== undefined) return withRequestId(await ops(c, deps), requestId);
-
+  async function decide(incoming: IncomingMessage): Promise<Decided> {
     const started = process.hrtime.bigint();
+    const requestId = requestIdOf(incoming);
     let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
     const readJsonBody = () =>
       (bodyPromise ??= (async () => {
@@ -107,10 +101,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
         if (isProblem(raw)) return raw;
         return parseJsonObject(incoming.headers['content-type'], raw);
       })());
-
-    // Fail closed: evaluate() turns any error into a deny, so nothing below forwards on an error.
     const outcome = await gate.evaluate(
-      { method: incoming.method ?? 'GET', target: rawTarget, rawHeaders: incoming.rawHeaders, readJsonBody },
+      { method: incoming.method ?? 'GET', target: incoming.url ?? '', rawHeaders: incoming.rawHeaders, readJsonBody },
       requestId,
     );
     if (!outcome.allow && outcome.error !== undefined) {
@@ -119,20 +111,69 @@ export function createApp(deps: AppDeps): Hono<Env> {
     deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
     if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
     await deps.onDecision?.(outcome);
+    return { outcome, requestId, readJsonBody };
+  }
+
+  function forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string): void {
+    deps.forwarder.forward({
+      incoming,
+      outgoing,
+      method: incoming.method ?? 'GET',
+      path: outcome.path + (outcome.query !== undefined ? `?${outcome.query}` : ''),
+      identity: identityHeaders(outcome, requestId),
+      requestId,
+    });
+  }
+
+  /** Writes a deny (problem+json) straight to the Node response. */
+  function refuse(outgoing: ServerResponse, decided: Decided & { outcome: Denied }): void {
+    const { outcome, requestId } = decided;
+    const body = JSON.stringify(problemBody(outcome.problem, { requestId, decisionId: outcome.decision.decision_id }));
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/problem+json',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+      ...(outcome.problem.headers ?? {}),
+    };
+    if (outcome.closeConnection) headers['connection'] = 'close';
+    outgoing.writeHead(outcome.decision.status, headers);
+    outgoing.end(body);
+  }
+
+  return { decide, forward, refuse };
+}
+
+/**
+ * The gateway's own API (natives) and operations as a Hono app. Every request it
+ * serves has been through the decision path already (the Node listener below
+ * attaches the decision); a request reaching it without one (e.g. `app.request()`
+ * in a test) is decided here, the same way.
+ */
+export function createApp(deps: AppDeps, pipeline = createPipeline(deps)): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    const requestId = c.res.headers.get('x-request-id') ?? 'unknown';
+    deps.logger.error('unhandled error', { request_id: requestId, ...errorFields(err) });
+    return problemResponse(problem('internal_error', 'internal error'), { requestId });
+  });
+
+  app.use('*', async function packagentoGate(c) {
+    const incoming = c.env?.incoming as WithDecision | undefined;
+    if (!incoming) throw new Error('the gateway must run on @hono/node-server (no Node request bindings)');
+
+    const ops = operations(incoming.url ?? '');
+    if (ops !== undefined) return withRequestId(await ops(c, deps), requestIdOf(incoming));
+
+    const decided = incoming[DECIDED] ?? (await pipeline.decide(incoming));
+    const { outcome, requestId, readJsonBody } = decided;
 
     if (!outcome.allow) {
       return withRequestId(problemResponse(outcome.problem, { requestId, decisionId: outcome.decision.decision_id }), requestId, outcome.closeConnection);
     }
 
     if (outcome.route.to === 'upstream') {
-      await deps.forwarder.forward({
-        incoming,
-        outgoing: c.env.outgoing,
-        method: incoming.method ?? 'GET',
-        path: outcome.path + (outcome.query !== undefined ? `?${outcome.query}` : ''),
-        identity: identityHeaders(outcome, requestId),
-        requestId,
-      });
+      pipeline.forward(incoming, c.env.outgoing, outcome, requestId);
       return RESPONSE_ALREADY_SENT;
     }
 
@@ -228,12 +269,20 @@ function operations(rawTarget: string): OpsHandler | undefined {
 }
 
 /**
- * The Node request listener for the app, plus a handler for what Node's HTTP parser
- * refuses before any request exists. Both answer problem+json and write a decision
- * line, so every refusal looks the same to callers and to the log.
+ * The Node request listener, plus a handler for what Node's HTTP parser refuses
+ * before any request exists.
+ *
+ * Every request except `/_gate/*` goes through the decision path first, here. An
+ * allowed request to an upstream route is forwarded straight from the Node request
+ * (no framework work on the forwarded hot path) and a deny is answered here; only
+ * allowed native routes and operations are handed to the Hono app, with the
+ * decision attached. Every refusal is problem+json with one decision line.
  */
-export function createNodeHandlers(app: Hono<Env>, deps: Pick<AppDeps, 'decisionLog' | 'policy' | 'mode'>) {
-  const refuse = (code: 'bad_path' | 'bad_request', detail: string, method: string, rawTarget: string) => {
+export function createNodeHandlers(deps: AppDeps) {
+  const pipeline = createPipeline(deps);
+  const app = createApp(deps, pipeline);
+
+  const refuseEarly = (code: 'bad_path' | 'bad_request', detail: string, method: string, rawTarget: string) => {
     const requestId = randomUUID();
     const decision = {
       decision_id: randomUUID(),
@@ -259,23 +308,21 @@ export function createNodeHandlers(app: Hono<Env>, deps: Pick<AppDeps, 'decision
 
   // The request being handed to @hono/node-server right now: its errorHandler runs synchronously
   // when it cannot build a request (so this is that request), and receives only the error.
-  let current: IncomingMessage | undefined;
-  const inner = getRequestListener(
+  let current: WithDecision | undefined;
+  const honoListener = getRequestListener(
     async (request, env) => {
       const res = await app.fetch(request, env);
-      // Hono answers HEAD by wrapping the GET response in a new Response; a forwarded
-      // (already sent) answer must stay marked as such, or the server writes it twice.
+      // Hono answers HEAD by wrapping the GET response in a new Response; an already-sent
+      // answer must stay marked as such, or the server writes it twice.
       return res.headers.has('x-hono-already-sent') ? RESPONSE_ALREADY_SENT : res;
     },
     {
-      // @hono/node-server refuses a request-target it cannot turn into a URL (a raw
-      // backslash, "*", an absolute URL, no Host) before the app runs: answer as the gate would.
+      // @hono/node-server refuses a request-target it cannot turn into a URL before the app
+      // runs. The gate refuses those first; this is the backstop, answering as the gate would.
       errorHandler: (err) => {
-        if ((err as Error)?.name !== 'RequestError') {
-          return problemResponse(problem('internal_error', 'internal error'));
-        }
+        if ((err as Error)?.name !== 'RequestError') return problemResponse(problem('internal_error', 'internal error'));
         const incoming = current;
-        const r = refuse('bad_path', 'the request target is not a valid path', incoming?.method ?? '', incoming?.url ?? '');
+        const r = refuseEarly('bad_path', 'the request target is not a valid path', incoming?.method ?? '', incoming?.url ?? '');
         return new Response(r.body, {
           status: 400,
           headers: { 'content-type': 'application/problem+json', 'x-request-id': r.requestId, connection: 'close' },
@@ -283,13 +330,37 @@ export function createNodeHandlers(app: Hono<Env>, deps: Pick<AppDeps, 'decision
       },
     },
   );
-  const listener = (incoming: IncomingMessage, outgoing: ServerResponse) => {
+  const toHono = (incoming: WithDecision, outgoing: ServerResponse) => {
     current = incoming;
     try {
-      return inner(incoming, outgoing);
+      return honoListener(incoming, outgoing);
     } finally {
       current = undefined;
     }
+  };
+
+  const listener = (incoming: IncomingMessage, outgoing: ServerResponse): void => {
+    if (operations(incoming.url ?? '') !== undefined) {
+      void toHono(incoming, outgoing);
+      return;
+    }
+    pipeline.decide(incoming).then(
+      (decided) => {
+        const { outcome } = decided;
+        if (!outcome.allow) return pipeline.refuse(outgoing, { ...decided, outcome });
+        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, decided.requestId);
+        (incoming as WithDecision)[DECIDED] = decided;
+        void toHono(incoming, outgoing);
+      },
+      (err: unknown) => {
+        // decide() turns decision errors into denies; this is a bug elsewhere. Fail closed.
+        deps.logger.error('request failed before a decision', errorFields(err));
+        if (!outgoing.headersSent) {
+          outgoing.writeHead(500, { 'content-type': 'application/problem+json', connection: 'close' });
+          outgoing.end(JSON.stringify(problemBody(problem('internal_error', 'internal error'))));
+        } else outgoing.destroy();
+      },
+    );
   };
 
   /** Node's parser refused the bytes (raw control or non-ASCII characters, bad headers…). */
@@ -309,12 +380,12 @@ export function createNodeHandlers(app: Hono<Env>, deps: Pick<AppDeps, 'decision
     const line = (err.rawPacket?.toString('latin1') ?? '').split('\r\n')[0] ?? '';
     const [method = '', target = ''] = line.split(' ');
     const inTarget = err.code === 'HPE_INVALID_URL' || err.code === 'HPE_INVALID_METHOD' || /[^\x21-\x7e]/.test(target);
-    const r = refuse(inTarget ? 'bad_path' : 'bad_request', inTarget ? 'the request target is not a valid path' : 'malformed HTTP request', method.slice(0, 16), target);
+    const r = refuseEarly(inTarget ? 'bad_path' : 'bad_request', inTarget ? 'the request target is not a valid path' : 'malformed HTTP request', method.slice(0, 16), target);
     socket.end(
       `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${r.requestId}\r\n` +
         `Content-Length: ${Buffer.byteLength(r.body)}\r\nConnection: close\r\n\r\n${r.body}`,
     );
   };
 
-  return { listener, onClientError };
+  return { app, listener, onClientError };
 }

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
-import { createApp, createNodeHandlers, type NativeHandlers } from './app.ts';
+import { createNodeHandlers, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
@@ -94,7 +94,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const access = new AccessRepo(db);
     const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
     const decisionLog = createDecisionLog(options.decisionSink);
-    const app = createApp({
+    const { listener, onClientError } = createNodeHandlers({
       policy,
       db,
       access,
@@ -107,7 +107,6 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
-    const { listener, onClientError } = createNodeHandlers(app, { decisionLog, policy, mode: config.mode });
     const server = createServer(listener);
     server.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {

@@ -28,8 +28,9 @@ export interface Db {
    * One row of a hot-path read (the decision's role lookup, the token lookup). On an
    * embedded file this is a cached prepared statement on a dedicated read-only
    * connection (@libsql/client prepares every statement on every call, ~100 µs; a
-   * prepared libSQL statement is ~7 µs); elsewhere it is the client. It reads
-   * committed data at every call: nothing is cached across requests.
+   * prepared libSQL statement is ~7 µs), whose rows are reused only while
+   * `PRAGMA data_version` says nothing was committed since; elsewhere it is the
+   * client. Either way every call sees every committed change.
    */
   readOne(sql: string, args: Record<string, InValue>): Promise<Record<string, unknown> | undefined>;
   write<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
@@ -73,24 +74,65 @@ interface PreparedReader {
   close(): void;
 }
 
+/** Most cached rows kept between two commits; past it the cache starts over. */
+const READ_CACHE_MAX = 50_000;
+
+/**
+ * Prepared statements on a dedicated query_only connection, with the rows they
+ * returned cached *only until the database changes*: every read first asks
+ * `PRAGMA data_version`, which changes whenever any other connection — in this
+ * process or another one sharing the file — commits (https://sqlite.org/pragma.html#pragma_data_version).
+ * A changed version empties the cache, so a removal, downgrade or token
+ * deactivation is seen by the very next read, as without a cache.
+ */
 function createPreparedReader(path: string): PreparedReader {
   const conn = new Database(path, { timeout: BUSY_TIMEOUT_MS });
   conn.exec('PRAGMA query_only = ON');
   const statements = new Map<string, ReturnType<typeof conn.prepare>>();
+  const version = conn.prepare('PRAGMA data_version').pluck(true);
+  let seen: unknown;
+  const rows = new Map<string, Record<string, unknown> | undefined>();
   return {
     get(sql, args) {
+      const v = version.get();
+      if (v !== seen) {
+        rows.clear();
+        seen = v;
+      }
+      const key = cacheKey(sql, args);
+      if (rows.has(key)) return rows.get(key);
       let stmt = statements.get(sql);
       if (!stmt) {
         stmt = conn.prepare(sql);
         statements.set(sql, stmt);
       }
-      return stmt.get(args) as Record<string, unknown> | undefined;
+      const row = stmt.get(args) as Record<string, unknown> | undefined;
+      if (rows.size >= READ_CACHE_MAX) rows.clear();
+      rows.set(key, row);
+      return row;
     },
     close: () => {
       statements.clear();
+      rows.clear();
       if (conn.open) conn.close();
     },
   };
+}
+
+/** A cache key that tells every value apart by type (null is not "null", a blob is not its text). */
+function cacheKey(sql: string, args: Record<string, InValue>): string {
+  let key = sql;
+  for (const name in args) {
+    const v = args[name];
+    let tagged: string;
+    if (v === null || v === undefined) tagged = 'z';
+    else if (typeof v === 'string') tagged = 's' + v;
+    else if (v instanceof Uint8Array) tagged = 'x' + Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
+    else if (v instanceof ArrayBuffer) tagged = 'x' + Buffer.from(v).toString('hex');
+    else tagged = typeof v + ':' + String(v);
+    key += '\0' + name + '\0' + tagged;
+  }
+  return key;
 }
 
 export function createDb(client: Client, isFile: boolean, reader?: PreparedReader): Db {

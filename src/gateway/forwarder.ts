@@ -102,25 +102,34 @@ export interface ForwardRequest {
   path: string;
   identity: Record<string, string>;
   requestId: string;
-}
-
-export interface ForwardResult {
-  status: number;
-  /** Set when the gateway answered itself (502/504). */
-  problem?: Problem;
+  /** Called once when the exchange ends: the status sent (499 when the caller went away first). */
+  onDone?: (status: number) => void;
 }
 
 export interface Forwarder {
-  forward(req: ForwardRequest): Promise<ForwardResult>;
+  /** Starts forwarding; the answer is streamed to `outgoing` (or a 502/504 problem is sent). */
+  forward(req: ForwardRequest): void;
   close(): void;
 }
 
 export interface ForwarderOptions {
   upstream: URL;
+  /**
+   * How long the upstream may stay silent: before its response head, and between
+   * chunks of its body (a socket idle timeout, managed by Node's timer lists rather
+   * than a timer per request).
+   */
   timeoutMs: number;
   /** Idle keep-alive sockets are dropped after this long (below the upstream's own keep-alive timeout). */
   freeSocketTimeoutMs?: number;
   maxSockets?: number;
+}
+
+class UpstreamTimeout extends Error {
+  constructor() {
+    super('upstream timeout');
+    this.name = 'UpstreamTimeout';
+  }
 }
 
 /**
@@ -141,8 +150,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   });
   const base = options.upstream.pathname.replace(/\/$/, '');
   const hostHeader = options.upstream.host;
+  const hostname = options.upstream.hostname;
+  const port = options.upstream.port || (secure ? 443 : 80);
 
-  function answer(outgoing: ServerResponse, p: Problem, requestId: string): ForwardResult {
+  function answer(outgoing: ServerResponse, p: Problem, requestId: string): number {
     const body = problemBody(p, { requestId });
     if (!outgoing.headersSent) {
       outgoing.writeHead(body.status, { 'content-type': 'application/problem+json', 'x-request-id': requestId });
@@ -150,10 +161,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     } else {
       outgoing.destroy();
     }
-    return { status: body.status, problem: p };
+    return body.status;
   }
 
-  function forward(req: ForwardRequest): Promise<ForwardResult> {
+  function forward(req: ForwardRequest): void {
     const { incoming, outgoing } = req;
     const headers = upstreamRequestHeaders(
       incoming.rawHeaders,
@@ -169,89 +180,70 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       (req.method === 'GET' || req.method === 'HEAD') &&
       incoming.headers['content-length'] === undefined &&
       incoming.headers['transfer-encoding'] === undefined;
+    let finished = false;
+    const done = (status: number) => {
+      if (finished) return;
+      finished = true;
+      req.onDone?.(status);
+    };
 
-    return new Promise<ForwardResult>((resolve) => {
-      let settled = false;
-      const done = (r: ForwardResult) => {
-        if (!settled) {
-          settled = true;
-          resolve(r);
-        }
-      };
-
-      const attempt = (retry: boolean) => {
-        const upstreamReq = mod.request({
-          agent,
-          protocol: options.upstream.protocol,
-          hostname: options.upstream.hostname,
-          port: options.upstream.port || (secure ? 443 : 80),
-          method: req.method,
-          path: base + req.path,
-          headers: headers as unknown as http.OutgoingHttpHeaders,
-          setHost: false,
-        });
-        let responded = false;
-        // Time to the response head; a stalled body afterwards is caught by the idle timeout below.
-        const timer = setTimeout(() => {
-          upstreamReq.destroy(new TimeoutError());
-        }, options.timeoutMs);
-
-        upstreamReq.on('response', (res) => {
-          responded = true;
-          clearTimeout(timer);
-          res.setTimeout(options.timeoutMs, () => res.destroy(new TimeoutError()));
-          if (outgoing.destroyed) {
-            res.destroy();
-            return done({ status: res.statusCode ?? 502 });
-          }
-          outgoing.writeHead(res.statusCode ?? 502, res.statusMessage, downstreamResponseHeaders(res.rawHeaders, req.requestId));
-          res.pipe(outgoing);
-          res.on('error', () => outgoing.destroy());
-          res.on('end', () => done({ status: res.statusCode ?? 502 }));
-          outgoing.on('close', () => {
-            if (!res.complete) res.destroy();
-            done({ status: res.statusCode ?? 502 });
-          });
-        });
-
-        upstreamReq.on('error', (err) => {
-          clearTimeout(timer);
-          if (responded) return;
-          const reused = (upstreamReq as { reusedSocket?: boolean }).reusedSocket === true;
-          const code = (err as NodeJS.ErrnoException).code;
-          if (retry && bodyless && reused && (code === 'ECONNRESET' || code === 'EPIPE')) {
-            attempt(false);
-            return;
-          }
-          if (err instanceof TimeoutError) {
-            done(answer(outgoing, problem('upstream_timeout', 'the upstream did not answer in time'), req.requestId));
-          } else {
-            done(answer(outgoing, problem('upstream_unavailable', 'the upstream could not be reached'), req.requestId));
-          }
-        });
-
-        // The caller went away: stop the upstream request too.
-        outgoing.on('close', () => {
-          if (!responded) {
-            clearTimeout(timer);
-            upstreamReq.destroy();
-            done({ status: 499 });
-          }
-        });
-
-        if (bodyless) upstreamReq.end();
-        else incoming.pipe(upstreamReq);
-      };
-      attempt(true);
+    let current: http.ClientRequest | undefined;
+    // The caller went away before the answer was complete: stop the upstream exchange too.
+    outgoing.once('close', () => {
+      if (!outgoing.writableFinished) {
+        current?.destroy();
+        done(499);
+      }
     });
+
+    const attempt = (retry: boolean) => {
+      let responded = false;
+      const upstreamReq = mod.request({
+        agent,
+        hostname,
+        port,
+        method: req.method,
+        path: base + req.path,
+        headers: headers as unknown as http.OutgoingHttpHeaders,
+        setHost: false,
+        timeout: options.timeoutMs,
+      });
+      current = upstreamReq;
+      upstreamReq.on('timeout', () => upstreamReq.destroy(new UpstreamTimeout()));
+      upstreamReq.on('response', (res) => {
+        responded = true;
+        const status = res.statusCode ?? 502;
+        if (outgoing.destroyed) {
+          res.destroy();
+          return done(499);
+        }
+        outgoing.writeHead(status, res.statusMessage, downstreamResponseHeaders(res.rawHeaders, req.requestId));
+        res.pipe(outgoing);
+        res.on('error', () => outgoing.destroy());
+        res.on('end', () => done(status));
+      });
+      upstreamReq.on('error', (err) => {
+        if (responded) {
+          // The upstream broke off mid-body (or went silent): the caller cannot get a whole answer.
+          outgoing.destroy();
+          return done(502);
+        }
+        const code = (err as NodeJS.ErrnoException).code;
+        if (retry && bodyless && upstreamReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+          attempt(false);
+          return;
+        }
+        done(
+          err instanceof UpstreamTimeout
+            ? answer(outgoing, problem('upstream_timeout', 'the upstream did not answer in time'), req.requestId)
+            : answer(outgoing, problem('upstream_unavailable', 'the upstream could not be reached'), req.requestId),
+        );
+      });
+      if (bodyless) upstreamReq.end();
+      else incoming.pipe(upstreamReq);
+    };
+    attempt(true);
   }
 
   return { forward, close: () => agent.destroy() };
-}
-
-class TimeoutError extends Error {
-  constructor() {
-    super('upstream timeout');
-    this.name = 'TimeoutError';
-  }
 }
