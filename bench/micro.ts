@@ -27,7 +27,7 @@ export interface Stats {
 export interface MicroResults {
   decision: { casbin: Stats; table: Stats };
   jwt: { cold: Stats; cached: Stats };
-  roles: { client: Stats; prepared: Stats };
+  roles: { client: Stats; prepared: Stats; preparedMiss: Stats; hitRate: number };
 }
 
 function stats(samplesNs: Float64Array): Stats {
@@ -99,11 +99,15 @@ export async function microBenchmarks(smallDb: string, targets: BenchTargets, lo
   await timeAsync(2_000, () => viaClient.userAccess(q));
   const client = stats(await timeAsync(10_000, () => viaClient.userAccess(q)));
   await timeAsync(2_000, () => prepared.userAccess(q));
+  const before = { ...db.readStats! };
   const preparedStats = stats(await timeAsync(50_000, () => prepared.userAccess(q)));
+  const hitRate = (db.readStats!.hits - before.hits) / 50_000;
+  // A miss: the same statement for a caller it has not seen since the last commit.
+  const preparedMiss = stats(await timeAsync(20_000, (i) => prepared.userAccess({ ...q, userId: `stranger-${i}` })));
   db.close();
-  log(`  roles: client p50 ${client.p50_us.toFixed(1)} µs, prepared p50 ${preparedStats.p50_us.toFixed(1)} µs`);
+  log(`  roles: client p50 ${client.p50_us.toFixed(1)} µs, prepared p50 ${preparedStats.p50_us.toFixed(1)} µs (hit rate ${hitRate}), miss p50 ${preparedMiss.p50_us.toFixed(1)} µs`);
 
-  return { decision: { casbin, table: tableStats }, jwt: { cold, cached }, roles: { client, prepared: preparedStats } };
+  return { decision: { casbin, table: tableStats }, jwt: { cold, cached }, roles: { client, prepared: preparedStats, preparedMiss, hitRate } };
 }
 
 /**

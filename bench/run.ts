@@ -280,7 +280,8 @@ function renderMarkdown(r: any): string {
   mrow('JWT verify: cold (jose every time)', m.jwt.cold);
   mrow('JWT verify: cached (gateway)', m.jwt.cached, m.jwt.cold.mean_us / m.jwt.cached.mean_us);
   mrow('role lookup: @libsql/client execute', m.roles.client);
-  mrow('role lookup: prepared (gateway)', m.roles.prepared, m.roles.client.mean_us / m.roles.prepared.mean_us);
+  mrow('role lookup: prepared, unchanged database (gateway)', m.roles.prepared, m.roles.client.mean_us / m.roles.prepared.mean_us);
+  mrow('role lookup: prepared, first read after a commit (gateway)', m.roles.preparedMiss, m.roles.client.mean_us / m.roles.preparedMiss.mean_us);
   lines.push('');
   lines.push(
     `Start-up to ready (migrations on a fresh file, policy load, table build and verification, listen): median ${fmt(r.startup_ms.median)} ms of ${r.startup_ms.runs.length} runs. ` +

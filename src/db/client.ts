@@ -33,6 +33,8 @@ export interface Db {
    * client. Either way every call sees every committed change.
    */
   readOne(sql: string, args: Record<string, InValue>): Promise<Record<string, unknown> | undefined>;
+  /** Hot-path read cache counters (embedded files only). */
+  readonly readStats: { hits: number; misses: number } | undefined;
   write<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): void;
 }
@@ -71,6 +73,8 @@ export async function openDb(options: DbOptions): Promise<Db> {
 
 interface PreparedReader {
   get(sql: string, args: Record<string, InValue>): Record<string, unknown> | undefined;
+  /** Rows served from the cache, and rows read from the database. */
+  readonly stats: { hits: number; misses: number };
   close(): void;
 }
 
@@ -88,40 +92,46 @@ const READ_CACHE_MAX = 50_000;
 function createPreparedReader(path: string): PreparedReader {
   const conn = new Database(path, { timeout: BUSY_TIMEOUT_MS });
   conn.exec('PRAGMA query_only = ON');
-  const statements = new Map<string, ReturnType<typeof conn.prepare>>();
-  const version = conn.prepare('PRAGMA data_version').pluck(true);
+  const statements = new Map<string, { stmt: ReturnType<typeof conn.prepare>; rows: Map<string, Record<string, unknown> | undefined> }>();
+  // (libsql's pluck() still returns a row object, so the column is read by name.)
+  const version = conn.prepare('PRAGMA data_version');
   let seen: unknown;
-  const rows = new Map<string, Record<string, unknown> | undefined>();
+  const stats = { hits: 0, misses: 0 };
   return {
+    stats,
     get(sql, args) {
-      const v = version.get();
+      const v = (version.get() as { data_version: unknown }).data_version;
       if (v !== seen) {
-        rows.clear();
+        for (const s of statements.values()) s.rows.clear();
         seen = v;
       }
-      const key = cacheKey(sql, args);
-      if (rows.has(key)) return rows.get(key);
-      let stmt = statements.get(sql);
-      if (!stmt) {
-        stmt = conn.prepare(sql);
-        statements.set(sql, stmt);
+      let entry = statements.get(sql);
+      if (!entry) {
+        entry = { stmt: conn.prepare(sql), rows: new Map() };
+        statements.set(sql, entry);
       }
-      const row = stmt.get(args) as Record<string, unknown> | undefined;
-      if (rows.size >= READ_CACHE_MAX) rows.clear();
-      rows.set(key, row);
+      const key = argsKey(args);
+      const cached = entry.rows.get(key);
+      if (cached !== undefined || entry.rows.has(key)) {
+        stats.hits++;
+        return cached;
+      }
+      stats.misses++;
+      const row = entry.stmt.get(args) as Record<string, unknown> | undefined;
+      if (entry.rows.size >= READ_CACHE_MAX) entry.rows.clear();
+      entry.rows.set(key, row);
       return row;
     },
     close: () => {
       statements.clear();
-      rows.clear();
       if (conn.open) conn.close();
     },
   };
 }
 
 /** A cache key that tells every value apart by type (null is not "null", a blob is not its text). */
-function cacheKey(sql: string, args: Record<string, InValue>): string {
-  let key = sql;
+function argsKey(args: Record<string, InValue>): string {
+  let key = '';
   for (const name in args) {
     const v = args[name];
     let tagged: string;
@@ -140,6 +150,7 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
     client,
     isFile,
     execute: (stmt) => client.execute(stmt),
+    readStats: reader?.stats,
     readOne: reader
       ? async (sql, args) => reader.get(sql, args)
       : async (sql, args) => (await client.execute({ sql, args })).rows[0] as Record<string, unknown> | undefined,

@@ -41,6 +41,14 @@ describe('the decision-path read cache never outlives a commit', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test('an unchanged database serves the row from the cache', async () => {
+    await repo.userAccess(q);
+    const before = { ...db.readStats! };
+    for (let i = 0; i < 5; i++) expect((await repo.userAccess(q)).workspaceRole).toBe('viewer');
+    expect(db.readStats!.hits - before.hits).toBe(5);
+    expect(db.readStats!.misses - before.misses).toBe(0);
+  });
+
   test('a change committed through the client is seen at once', async () => {
     expect((await repo.userAccess(q)).workspaceRole).toBe('viewer');
     expect((await repo.userAccess(q)).workspaceRole).toBe('viewer'); // served from the cache
