@@ -227,28 +227,41 @@ function compareSpecificity(a: Route, b: Route): number {
 export class RouteMap {
   readonly routes: readonly Route[];
   readonly #ordered: readonly Route[];
+  /** For a path of N segments, the routes that can match it, in specificity order. */
+  readonly #bySegmentCount = new Map<number, readonly Route[]>();
 
   constructor(routes: Route[]) {
     this.routes = routes;
     this.#ordered = [...routes].sort(compareSpecificity);
   }
 
+  #candidates(count: number): readonly Route[] {
+    let candidates = this.#bySegmentCount.get(count);
+    if (candidates === undefined) {
+      // Same order as the full list, so "a literal wins over a parameter" holds exactly as before.
+      candidates = this.#ordered.filter((r) =>
+        r.segments.at(-1)?.kind === 'rest' ? r.segments.length <= count : r.segments.length === count,
+      );
+      if (this.#bySegmentCount.size < 256) this.#bySegmentCount.set(count, candidates);
+    }
+    return candidates;
+  }
+
   /** `HEAD` is looked up as `GET`. Segments come from `canonicalizeTarget`. */
   lookup(method: string, segments: string[]): RouteLookup {
     const effective = method === 'HEAD' ? 'GET' : method;
-    const allow = new Set<string>();
-    for (const route of this.#ordered) {
+    let allow: Set<string> | undefined;
+    for (const route of this.#candidates(segments.length)) {
       const params = matchSegments(route.segments, segments);
       if (params === undefined) continue;
-      if (route.method === effective) {
-        // A more specific route of another method must not hide this one, so keep looking
-        // only until the first route of the right method.
-        return { kind: 'match', match: { route, params } };
-      }
+      // The first route of the right method wins; more specific routes of other methods only
+      // feed the Allow header of a 405.
+      if (route.method === effective) return { kind: 'match', match: { route, params } };
+      allow ??= new Set();
       allow.add(route.method);
       if (route.method === 'GET') allow.add('HEAD');
     }
-    if (allow.size > 0) return { kind: 'method_not_allowed', allow: [...allow].sort() };
+    if (allow !== undefined) return { kind: 'method_not_allowed', allow: [...allow].sort() };
     return { kind: 'not_found' };
   }
 }
