@@ -24,6 +24,7 @@ import { countRows, createScaleWorld, createSmallWorld, SCALE, type BenchTargets
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
     'no-scale': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/latest.json' },
     connections: { type: 'string' },
@@ -34,6 +35,8 @@ const QUICK = args.quick === true;
 const DURATION_S = QUICK ? 2 : 8;
 const WARMUP_S = QUICK ? 1 : 2;
 const CONNECTIONS = Number(args.connections ?? 32);
+/** Scenarios are measured in interleaved rounds and the median is kept: this machine drifts. */
+const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
 const log = (s: string) => process.stderr.write(s + '\n');
 
 interface Server {
@@ -129,19 +132,55 @@ function load(url: string, headers: Record<string, string>, opts: { durationS: n
   });
 }
 
-async function throughput(name: string, url: string, headers: Record<string, string>): Promise<LoadResult> {
-  await load(url, headers, { durationS: WARMUP_S, connections: CONNECTIONS });
-  const r = await load(url, headers, { durationS: DURATION_S, connections: CONNECTIONS });
-  log(`  ${name}: ${r.rps.toFixed(0)} req/s (errors ${r.errors}, non-2xx ${r.non2xx})`);
+function check(name: string, r: LoadResult): LoadResult {
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors — the run measured failures`);
   return r;
 }
 
-async function latencyAt(name: string, url: string, headers: Record<string, string>, rate: number): Promise<LoadResult> {
-  const r = await load(url, headers, { durationS: DURATION_S, connections: 16, rate });
-  log(`  ${name} @ ${rate} req/s: p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms`);
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors`);
-  return r;
+function median(results: LoadResult[], key: keyof LoadResult): number {
+  const sorted = results.map((r) => r[key]).sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** The per-round results and their medians. */
+interface Measured extends LoadResult {
+  rounds: number[];
+}
+
+function summarize(results: LoadResult[], by: 'rps' | 'p50_ms'): Measured {
+  // The round whose headline number is the median stands for the scenario (all its numbers agree).
+  const m = median(results, by);
+  const pick = results.find((r) => r[by] === m)!;
+  return { ...pick, rounds: results.map((r) => r[by]) };
+}
+
+type Scenario = { name: string; url: string; headers: Record<string, string> };
+
+/** Throughput of each scenario, interleaved over ROUNDS rounds; median per scenario. */
+async function throughputRounds(scenarios: Scenario[]): Promise<Measured[]> {
+  for (const sc of scenarios) await load(sc.url, sc.headers, { durationS: WARMUP_S, connections: CONNECTIONS });
+  const results: LoadResult[][] = scenarios.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, sc] of scenarios.entries()) {
+      const r = check(sc.name, await load(sc.url, sc.headers, { durationS: DURATION_S, connections: CONNECTIONS }));
+      results[i]!.push(r);
+      log(`  ${sc.name} (round ${round + 1}/${ROUNDS}): ${r.rps.toFixed(0)} req/s`);
+    }
+  }
+  return results.map((r) => summarize(r, 'rps'));
+}
+
+/** Latency of each scenario at a fixed arrival rate, interleaved; median p50 per scenario. */
+async function latencyRounds(scenarios: Scenario[], rate: number): Promise<Measured[]> {
+  const results: LoadResult[][] = scenarios.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, sc] of scenarios.entries()) {
+      const r = check(sc.name, await load(sc.url, sc.headers, { durationS: DURATION_S, connections: 16, rate }));
+      results[i]!.push(r);
+      log(`  ${sc.name} @ ${rate} req/s (round ${round + 1}/${ROUNDS}): p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms`);
+    }
+  }
+  return results.map((r) => summarize(r, 'p50_ms'));
 }
 
 function rssOf(pid: number): Promise<{ rss_mb: number; hwm_mb: number }> {
@@ -164,24 +203,31 @@ async function main(): Promise<void> {
     const small = await createSmallWorld(join(work, 'small.db'));
     const gateway = await startServer('gateway', upstream.url, join(work, 'small.db'));
 
-    log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each:`);
+    log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each, ${ROUNDS} interleaved round(s):`);
     const plain = { accept: 'application/json' };
-    const t = {
-      a_upstream: await throughput('(a) upstream', upstream.url + small.jwtPath, plain),
-      b_bare_proxy: await throughput('(b) bare node:http proxy', bare.url + small.jwtPath, plain),
-      c_hono_proxy: await throughput('(c) hono/proxy app', hono.url + small.jwtPath, plain),
-      d_gateway_jwt: await throughput('(d) gateway, user JWT', gateway.url + small.jwtPath, { ...plain, authorization: `Bearer ${small.jwt}` }),
-      e_gateway_token: await throughput('(e) gateway, project token', gateway.url + small.tokenPath, { ...plain, authorization: small.basic }),
-    };
+    const jwtHeaders = { ...plain, authorization: `Bearer ${small.jwt}` };
+    const tokenHeaders = { ...plain, authorization: small.basic };
+    const [ta, tb, tc, td, te] = await throughputRounds([
+      { name: '(a) upstream', url: upstream.url + small.jwtPath, headers: plain },
+      { name: '(b) bare node:http proxy', url: bare.url + small.jwtPath, headers: plain },
+      { name: '(c) hono/proxy app', url: hono.url + small.jwtPath, headers: plain },
+      { name: '(d) gateway, user JWT', url: gateway.url + small.jwtPath, headers: jwtHeaders },
+      { name: '(e) gateway, project token', url: gateway.url + small.tokenPath, headers: tokenHeaders },
+    ]);
+    const t = { a_upstream: ta!, b_bare_proxy: tb!, c_hono_proxy: tc!, d_gateway_jwt: td!, e_gateway_token: te! };
 
     const rate = Math.max(100, Math.round(t.b_bare_proxy.rps / 2));
     log(`latency at a fixed arrival rate of ${rate} req/s (half of (b)), ${DURATION_S} s each:`);
-    const l = {
-      a_upstream: await latencyAt('(a) upstream', upstream.url + small.jwtPath, plain, rate),
-      b_bare_proxy: await latencyAt('(b) bare proxy', bare.url + small.jwtPath, plain, rate),
-      d_gateway_jwt: await latencyAt('(d) gateway JWT', gateway.url + small.jwtPath, { ...plain, authorization: `Bearer ${small.jwt}` }, rate),
-      e_gateway_token: await latencyAt('(e) gateway token', gateway.url + small.tokenPath, { ...plain, authorization: small.basic }, rate),
-    };
+    const [la, lb, ld, le] = await latencyRounds(
+      [
+        { name: '(a) upstream', url: upstream.url + small.jwtPath, headers: plain },
+        { name: '(b) bare proxy', url: bare.url + small.jwtPath, headers: plain },
+        { name: '(d) gateway JWT', url: gateway.url + small.jwtPath, headers: jwtHeaders },
+        { name: '(e) gateway token', url: gateway.url + small.tokenPath, headers: tokenHeaders },
+      ],
+      rate,
+    );
+    const l = { a_upstream: la!, b_bare_proxy: lb!, d_gateway_jwt: ld!, e_gateway_token: le! };
     const gatewayRss = await rssOf(gateway.pid);
     await stop(gateway);
 
@@ -193,12 +239,28 @@ async function main(): Promise<void> {
       const big: BenchTargets & { generatedMs: number | null } = await createScaleWorld(scaleFile, log);
       const rows = countRows(scaleFile);
       const scaled = await startServer('gateway', upstream.url, scaleFile);
-      const sd = await throughput('(d) gateway JWT @ scale', scaled.url + big.jwtPath, { ...plain, authorization: `Bearer ${big.jwt}` });
-      const se = await throughput('(e) gateway token @ scale', scaled.url + big.tokenPath, { ...plain, authorization: big.basic });
+      // Interleaved with the small database's gateway, so "within 10 % of small" compares like with like.
+      const again = await startServer('gateway', upstream.url, join(work, 'small.db'));
+      const [sd, se, sdSmall, seSmall] = await throughputRounds([
+        { name: '(d) gateway JWT @ scale', url: scaled.url + big.jwtPath, headers: { ...plain, authorization: `Bearer ${big.jwt}` } },
+        { name: '(e) gateway token @ scale', url: scaled.url + big.tokenPath, headers: { ...plain, authorization: big.basic } },
+        { name: '(d) gateway JWT, small', url: again.url + small.jwtPath, headers: jwtHeaders },
+        { name: '(e) gateway token, small', url: again.url + small.tokenPath, headers: tokenHeaders },
+      ]);
+      await stop(again);
       const rss = await rssOf(scaled.pid);
       await stop(scaled);
       const startup = await startupBenchmark(scaleFile, upstream.url);
-      scale = { rows, generated_ms: big.generatedMs, d_gateway_jwt: sd, e_gateway_token: se, rss, startup_ms: startup };
+      scale = {
+        rows,
+        generated_ms: big.generatedMs,
+        d_gateway_jwt: sd,
+        e_gateway_token: se,
+        d_small_same_rounds: sdSmall,
+        e_small_same_rounds: seSmall,
+        rss,
+        startup_ms: startup,
+      };
     }
 
     log('micro-benchmarks:');
@@ -211,7 +273,7 @@ async function main(): Promise<void> {
     const result = {
       started,
       machine: { cores: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
-      settings: { quick: QUICK, duration_s: DURATION_S, connections: CONNECTIONS, latency_rate: rate },
+      settings: { quick: QUICK, duration_s: DURATION_S, connections: CONNECTIONS, rounds: ROUNDS, latency_rate: rate },
       throughput: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, ratio_to_b: ratio(v) }])),
       latency: l,
       added_latency_ms: {
@@ -240,14 +302,14 @@ function renderMarkdown(r: any): string {
     `### Packagento Gate benchmark — ${r.started}`,
     '',
     `${r.machine.cores} cores (${r.machine.model}), ${r.machine.memory_gib} GiB, Node ${r.machine.node}; ` +
-      `${r.settings.connections} connections × ${r.settings.duration_s} s; latency at ${r.settings.latency_rate} req/s.`,
+      `${r.settings.connections} connections × ${r.settings.duration_s} s, median of ${r.settings.rounds} interleaved round(s); latency at ${r.settings.latency_rate} req/s.`,
     '',
-    '| scenario | req/s | × (b) bare proxy | × (c) hono/proxy | p50 ms @ rate | p99 ms @ rate |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| scenario | req/s (median) | × (b) bare proxy | × (c) hono/proxy | p50 ms @ rate | p99 ms @ rate | req/s by round |',
+    '|---|---:|---:|---:|---:|---:|---|',
   ];
   const row = (name: string, key: string, lat?: any) =>
     lines.push(
-      `| ${name} | ${fmt(t[key].rps)} | ${fmt(t[key].ratio_to_b, 2)} | ${fmt(t[key].rps / t.c_hono_proxy.rps, 2)} | ${lat ? fmt(lat.p50_ms, 3) : '—'} | ${lat ? fmt(lat.p99_ms, 3) : '—'} |`,
+      `| ${name} | ${fmt(t[key].rps)} | ${fmt(t[key].ratio_to_b, 2)} | ${fmt(t[key].rps / t.c_hono_proxy.rps, 2)} | ${lat ? fmt(lat.p50_ms, 3) : '—'} | ${lat ? fmt(lat.p99_ms, 3) : '—'} | ${t[key].rounds.map((x: number) => fmt(x)).join(', ')} |`,
     );
   row('(a) upstream directly', 'a_upstream', l.a_upstream);
   row('(b) bare node:http proxy', 'b_bare_proxy', l.b_bare_proxy);
@@ -264,8 +326,8 @@ function renderMarkdown(r: any): string {
     lines.push('');
     lines.push(
       `At scale (${s.rows.memberships} memberships, ${s.rows.workspaces} workspaces, ${s.rows.projects} projects, ${s.rows.tokens} tokens): ` +
-        `(d) ${fmt(s.d_gateway_jwt.rps)} req/s = ${fmt(s.d_gateway_jwt.rps / t.d_gateway_jwt.rps, 2)} × small; ` +
-        `(e) ${fmt(s.e_gateway_token.rps)} req/s = ${fmt(s.e_gateway_token.rps / t.e_gateway_token.rps, 2)} × small; ` +
+        `(d) ${fmt(s.d_gateway_jwt.rps)} req/s = ${fmt(s.d_gateway_jwt.rps / s.d_small_same_rounds.rps, 2)} × the small database in the same rounds; ` +
+        `(e) ${fmt(s.e_gateway_token.rps)} req/s = ${fmt(s.e_gateway_token.rps / s.e_small_same_rounds.rps, 2)} × small; ` +
         `RSS ${fmt(s.rss.rss_mb)} MB (peak ${fmt(s.rss.hwm_mb)} MB); start-up to ready ${fmt(s.startup_ms.median)} ms.`,
     );
   }

@@ -98,6 +98,18 @@ export async function createEnforcer(modelText: string, policyText: string): Pro
 }
 
 /**
+ * Checks every cell of the compiled table (through the same lookup the gateway
+ * uses) against `enforce`; throws PolicyError naming the first cell that differs.
+ */
+export function verifyDecisionTable(table: DecisionTable, enforce: (subject: string, action: string, target: string) => boolean): void {
+  for (const { subject, action, target } of table.cells()) {
+    if (table.allows([subject], action, target) !== enforce(subject, action, target)) {
+      throw new PolicyError(`decision table disagrees with Casbin on (${subject}, ${action}, ${target})`);
+    }
+  }
+}
+
+/**
  * Loads a policy revision: parses the model, policy and route map, compiles the
  * decision table, and verifies every cell against a second, fresh stock enforcer.
  * Throws PolicyError on anything invalid; the caller keeps its last good bundle.
@@ -131,12 +143,7 @@ export async function buildPolicyBundle(source: PolicySource): Promise<PolicyBun
   // Verification: the table is what the gateway decides with, so it must agree with
   // an independent stock enforcer on every cell, including out-of-domain targets.
   const verifier = await createEnforcer(modelText, policyText);
-  for (const { subject, action, target } of table.cells()) {
-    const expected = verifier.enforceSync(subject, action, target);
-    if (table.allows([subject], action, target) !== expected) {
-      throw new PolicyError(`decision table disagrees with Casbin on (${subject}, ${action}, ${target})`);
-    }
-  }
+  verifyDecisionTable(table, (s, a, t) => verifier.enforceSync(s, a, t));
 
   return { revision: policyRevision(source), source, enforcer, table, routes, policyLines };
 }
