@@ -13,7 +13,7 @@ import type { Db } from './db/client.ts';
 import { schemaIsCurrent } from './db/migrations.ts';
 import { UserRecorder } from './db/user-recorder.ts';
 import type { Forwarder } from './gateway/forwarder.ts';
-import { Gate, isUnavailableError, redactPath, type Allowed, type Denied, type GateOutcome } from './gateway/gate.ts';
+import { Gate, isUnavailableError, newDecision, type Allowed, type Denied, type GateOutcome } from './gateway/gate.ts';
 import { canonicalizeTarget } from './gateway/hygiene.ts';
 import { hasBody, parseJsonObject, readBody } from './http/body.ts';
 import { problem, problemBody, problemResponse, type Problem } from './http/problem.ts';
@@ -284,24 +284,9 @@ export function createNodeHandlers(deps: AppDeps) {
 
   const refuseEarly = (code: 'bad_path' | 'bad_request', detail: string, method: string, rawTarget: string) => {
     const requestId = randomUUID();
-    const decision = {
-      decision_id: randomUUID(),
-      request_id: requestId,
-      principal: 'anonymous',
-      method,
-      path: redactPath(rawTarget.split('?')[0] ?? ''),
-      route: null,
-      action: null,
-      target_role: null,
-      workspace: null,
-      project: null,
-      roles: [],
-      result: 'deny' as const,
-      code,
-      status: 400,
-      policy_revision: deps.policy.current.revision,
-      mode: deps.mode,
-    };
+    const decision = newDecision({ requestId, method, rawTarget, policyRevision: deps.policy.current.revision, mode: deps.mode });
+    decision.code = code;
+    decision.status = 400;
     deps.decisionLog.write(decision, 0);
     return { requestId, decision, body: JSON.stringify(problemBody(problem(code, detail), { requestId, decisionId: decision.decision_id })) };
   };

@@ -268,15 +268,20 @@ function defaultHttpName(c: HttpCaseInput): string {
   return `${c.as ?? ANONYMOUS} ${c.request}${body}`;
 }
 
-/** Parses one fixture file's text. Throws FixtureError naming the file and line. */
-export function parseFixture(text: string, file: string): Fixture {
+/** Parses YAML with line numbers kept for messages; a syntax error names the file and line. */
+function parseYaml(text: string, file: string) {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw new FixtureError(file, lines.linePos(e.pos[0]).line, `invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  const src = new SourceMap(doc, lines);
+  return { doc, src: new SourceMap(doc, lines) };
+}
+
+/** Parses one fixture file's text. Throws FixtureError naming the file and line. */
+export function parseFixture(text: string, file: string): Fixture {
+  const { doc, src } = parseYaml(text, file);
   const data: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new FixtureError(file, 1, 'a fixture file is a mapping with name, world and cases or tables');
@@ -373,13 +378,7 @@ export interface WorldFile {
 
 /** Parses the `world:` of a YAML file (other keys, such as cases, are ignored). */
 export function parseWorldFile(text: string, file: string): WorldFile {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    throw new FixtureError(file, lines.linePos(e.pos[0]).line, `invalid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const src = new SourceMap(doc, lines);
+  const { doc, src } = parseYaml(text, file);
   const data = doc.toJS({ maxAliasCount: 1000 }) as { world?: unknown } | null;
   if (typeof data !== 'object' || data === null || data.world === undefined) throw new FixtureError(file, 1, 'no world: in this file');
   const parsed = fixtureFileSchema.shape.world.safeParse(data.world);

@@ -126,6 +126,28 @@ function segmentReads(segment: string, word: string): boolean {
   return decoded.toLowerCase() === word;
 }
 
+/** A fresh decision for a request, before anything is known: a deny until decided. */
+export function newDecision(d: { requestId: string; method: string; rawTarget: string; policyRevision: string; mode: 'enforce' | 'shadow' }): Decision {
+  return {
+    decision_id: randomUUID(),
+    request_id: d.requestId,
+    principal: 'anonymous',
+    method: d.method,
+    path: redactPath(d.rawTarget.split('?')[0] ?? ''),
+    route: null,
+    action: null,
+    target_role: null,
+    workspace: null,
+    project: null,
+    roles: [],
+    result: 'deny',
+    code: 'ok',
+    status: 200,
+    policy_revision: d.policyRevision,
+    mode: d.mode,
+  };
+}
+
 /** The caller's Casbin subjects for this request. */
 export function subjectsFor(principal: Principal, access: UserAccess | undefined): Subject[] {
   if (principal.kind === 'token') return ['token'];
@@ -170,24 +192,13 @@ export class Gate {
   }
 
   private async decide(req: GateRequest, requestId: string, bundle: PolicyBundle, partial: { decision?: Decision }): Promise<GateOutcome> {
-    const decision: Decision = {
-      decision_id: randomUUID(),
-      request_id: requestId,
-      principal: 'anonymous',
+    const decision = newDecision({
+      requestId,
       method: req.method,
-      path: redactPath(req.target.split('?')[0] ?? ''),
-      route: null,
-      action: null,
-      target_role: null,
-      workspace: null,
-      project: null,
-      roles: [],
-      result: 'deny',
-      code: 'ok',
-      status: 200,
-      policy_revision: bundle.revision,
+      rawTarget: req.target,
+      policyRevision: bundle.revision,
       mode: this.deps.mode,
-    };
+    });
     partial.decision = decision;
     const deny = (p: Problem, closeConnection = false): Denied => {
       decision.result = 'deny';
