@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
 import type { NativeContext, NativeHandlers } from '../app.ts';
-import { GUEST_ROLES, WORKSPACE_ROLES, type Action } from '../domain.ts';
+import { GUEST_ROLES, WORKSPACE_ROLES, isWorkspaceRole, type Action, type WorkspaceRole } from '../domain.ts';
 import { sha256 } from '../db/access-repo.ts';
 import { problem } from '../http/problem.ts';
 import type { NativeDeps } from '../native/index.ts';
@@ -239,7 +239,11 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           const at = now();
           const expiresAt = at + deps.inviteTtlDays * DAY_MS;
           try {
-            await tx.execute({ sql: "UPDATE invites SET status = 'pending', expires_at = ? WHERE id = ?", args: [expiresAt, id] });
+            // The re-issuer now stands behind the grant (and must still hold it when it is accepted).
+            await tx.execute({
+              sql: "UPDATE invites SET status = 'pending', expires_at = ?, invited_by = ? WHERE id = ?",
+              args: [expiresAt, actor.id, id],
+            });
           } catch (err) {
             // Another pending invite for the same email was sent after this one expired.
             if (isUniqueViolation(err)) return fail(problem('invite_pending', 'another invite for this email is already pending'));
@@ -247,7 +251,10 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           }
           const token = await newLink(tx, id, at);
           await audit(tx, { workspaceId: ws, actor: `user:${actor.id}`, action: 'invite.reissued', target: `invite:${id}`, detail: { email: invite.email, role: invite.role }, requestId: ctx.requestId, at });
-          return ok({ invite: inviteView({ ...invite, status: 'pending', expires_at: expiresAt }, at), accept_url: deps.inviteUrl.replace('{token}', token) });
+          return ok({
+            invite: inviteView({ ...invite, status: 'pending', expires_at: expiresAt, invited_by: actor.id }, at),
+            accept_url: deps.inviteUrl.replace('{token}', token),
+          });
         });
         return respond(ctx, result);
       },
@@ -293,6 +300,16 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           const i = found.invite;
           if (!user.email || !user.emailVerified || user.email !== i.email) {
             return fail(problem('invite_email_mismatch', 'sign in as the invited user: your verified email must be the invited email'));
+          }
+          // An invite grants what its sender may grant *now*: if the sender was removed or
+          // demoted below the invited role since, the link no longer grants it.
+          const sender = await tx.execute({
+            sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?',
+            args: [i.workspace_id, i.invited_by],
+          });
+          const senderRole = sender.rows[0]?.['role'];
+          if (!isWorkspaceRole(senderRole) || !ctx.outcome.bundle.table.allows([senderRole], grantActionOf(i), i.role as WorkspaceRole)) {
+            return fail(problem('invite_revoked', 'the member who sent this invite can no longer grant this role; ask for a new invite'));
           }
           await ensureUser(tx, user, at);
           if (i.project_id === null) {

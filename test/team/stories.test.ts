@@ -239,3 +239,28 @@ describe('the gateway records the users it sees', () => {
     expect(row).toMatchObject({ email: 'quentin@example.com', email_verified: 1 });
   });
 });
+
+describe('an invite grants only what its sender may still grant', () => {
+  test('an admin removed after inviting: the link no longer makes anyone an admin', async () => {
+    const ws = (await api('PUT', '/v1/me/workspace', { as: 'owen' })).body.id;
+    const toAdmin = await api('POST', `/v1/workspaces/${ws}/invites`, { as: 'owen', body: { email: 'ada@example.com', role: 'admin' } });
+    expect((await api('POST', `/v1/invites/${linkToken(toAdmin.body.accept_url)}/accept`, { as: 'ada' })).status).toBe(200);
+    const byAda = await api('POST', `/v1/workspaces/${ws}/invites`, { as: 'ada', body: { email: 'zed@example.com', role: 'admin' } });
+    const byAdaDev = await api('POST', `/v1/workspaces/${ws}/invites`, { as: 'ada', body: { email: 'yan@example.com', role: 'developer' } });
+    expect(byAda.status).toBe(201);
+    // Ada is demoted to developer: she can no longer grant admin (or anything).
+    expect((await api('PATCH', `/v1/workspaces/${ws}/members/ada`, { as: 'owen', body: { role: 'developer' } })).status).toBe(200);
+    const refused = await api('POST', `/v1/invites/${linkToken(byAda.body.accept_url)}/accept`, { as: 'zed' });
+    expect(refused.status).toBe(410);
+    expect(refused.body.code).toBe('invite_revoked');
+    expect((await api('POST', `/v1/invites/${linkToken(byAdaDev.body.accept_url)}/accept`, { as: 'yan' })).body.code).toBe('invite_revoked');
+    const members = await api('GET', `/v1/workspaces/${ws}/members`, { as: 'owen' });
+    expect(members.body.members.map((m: any) => m.user_id).sort()).toEqual(['ada', 'owen']);
+    // The owner re-issues it: now the grant comes from the owner's rights and works.
+    const re = await api('POST', `/v1/workspaces/${ws}/invites/${byAda.body.invite.id}/reissue`, { as: 'owen' });
+    expect(re.status).toBe(200);
+    const accepted = await api('POST', `/v1/invites/${linkToken(re.body.accept_url)}/accept`, { as: 'zed' });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body.role).toBe('admin');
+  });
+});
