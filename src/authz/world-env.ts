@@ -147,7 +147,8 @@ export async function createWorldEnv(world: World, policy: () => PolicyBundle): 
         return { allow: policy().table.allows(subjects, q.action, q.target), subjects, problem: undefined };
       },
       async request(q) {
-        const rawHeaders: string[] = [];
+        // A client always sends Host; a case may send its own (e.g. to test a bad one).
+        const rawHeaders: string[] = q.headers.some(([n]) => n.toLowerCase() === 'host') ? [] : ['Host', 'gateway.test'];
         const header = await authorization(q.as);
         if (header !== undefined) rawHeaders.push('Authorization', header);
         if (q.body !== undefined) rawHeaders.push('Content-Type', 'application/json');

@@ -26,14 +26,14 @@ const NEVER_FORWARDED = new Set([
   'host',
   'expect',
   'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
   'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
   'x-request-id',
 ]);
+
+/** Every x-forwarded-* header (for, proto, host, port, prefix, uri, path…) is the gateway's to set. */
+const FORWARDING_PREFIX = 'x-forwarded-';
 
 export const IDENTITY_PREFIX = 'x-packagento-';
 
@@ -60,12 +60,17 @@ export function upstreamRequestHeaders(
   rawHeaders: readonly string[],
   added: { host: string; forwardedFor: string; forwardedProto: string; forwardedHost: string | undefined },
   identity: Record<string, string>,
+  chunked = false,
 ): string[] {
   const nominated = connectionNominated(rawHeaders);
   const out: string[] = [];
+  // A body that arrived chunked is sent chunked, explicitly: Node does not chunk every method by
+  // default, and an unframed body would be read by the upstream as the next request.
+  if (chunked) out.push('transfer-encoding', 'chunked');
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = normalizeHeaderName(rawHeaders[i]!);
-    if (HOP_BY_HOP.has(name) || NEVER_FORWARDED.has(name) || nominated.has(name) || name.startsWith(IDENTITY_PREFIX)) continue;
+    if (HOP_BY_HOP.has(name) || NEVER_FORWARDED.has(name) || nominated.has(name)) continue;
+    if (name.startsWith(IDENTITY_PREFIX) || name.startsWith(FORWARDING_PREFIX)) continue;
     out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
   }
   out.push('host', added.host);
@@ -175,6 +180,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         forwardedHost: incoming.headers.host,
       },
       req.identity,
+      incoming.headers['transfer-encoding'] !== undefined,
     );
     const bodyless =
       (req.method === 'GET' || req.method === 'HEAD') &&

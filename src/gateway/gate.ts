@@ -14,7 +14,28 @@ export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replace(/[_.]/g, '-');
 }
 
-const METHOD_OVERRIDE_HEADERS = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
+/** Headers that ask a server to use another method, or another path, than the request line's. */
+const METHOD_OVERRIDE_HEADERS = new Set(['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method']);
+const TARGET_OVERRIDE_HEADERS = new Set(['x-original-url', 'x-rewrite-url', 'x-original-uri']);
+
+/** Host as RFC 9110 §7.2 allows it: a name or IP literal, and an optional port. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** A query parameter some frameworks read as the method (`_method=DELETE`). */
+function hasMethodOverrideParam(query: string | undefined): boolean {
+  if (query === undefined) return false;
+  for (const pair of query.split('&')) {
+    const name = pair.split('=', 1)[0]!;
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+    } catch {
+      // malformed escapes were refused by hygiene
+    }
+    if (decoded.trim().toLowerCase() === '_method') return true;
+  }
+  return false;
+}
 
 export interface GateRequest {
   method: string;
@@ -100,30 +121,17 @@ export interface GateDeps {
 }
 
 /**
- * Redacts secrets from a path before it is logged: the segment after any segment
- * that reads "invites" (an invite link token, wherever it sits, however encoded),
- * and anything shaped like a project token's private key.
+ * Redacts secrets from a path before it is logged. The path is first decoded
+ * leniently (every valid %XX), so no spelling of it hides a secret: whatever follows
+ * "invites" and a slash or backslash up to the next one (an invite link token) and
+ * anything shaped like a project token's private key become "[redacted]".
  */
 export function redactPath(path: string): string {
-  const segments = path.split('/');
-  for (let i = 1; i < segments.length; i++) {
-    if (segmentReads(segments[i - 1]!, 'invites') && segments[i] !== '') segments[i] = '[redacted]';
-  }
-  return segments
-    .join('/')
-    .replace(/sk(_|%5[Ff])[A-Za-z0-9%]+/g, 'sk_[redacted]')
+  const decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return decoded
+    .replace(/(invites)[/\\]+[^/\\?#]*/gi, '$1/[redacted]')
+    .replace(/sk_[A-Za-z0-9]+/g, 'sk_[redacted]')
     .slice(0, 512);
-}
-
-function segmentReads(segment: string, word: string): boolean {
-  if (segment.length < word.length) return false;
-  let decoded = segment;
-  try {
-    decoded = decodeURIComponent(segment);
-  } catch {
-    // a malformed escape: compare as it is
-  }
-  return decoded.toLowerCase() === word;
 }
 
 /** A fresh decision for a request, before anything is known: a deny until decided. */
@@ -212,14 +220,36 @@ export class Gate {
     if (!canonical.ok) return deny(problem(canonical.code, canonical.reason));
     decision.path = redactPath(canonical.path);
 
+    if (hasMethodOverrideParam(canonical.query)) {
+      return deny(problem('method_override', 'the _method query parameter is not accepted'));
+    }
     const authorization: string[] = [];
+    const hosts: string[] = [];
+    let transferEncoding: string | undefined;
+    let contentLength: string | undefined;
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const name = normalizeHeaderName(req.rawHeaders[i]!);
+      const value = req.rawHeaders[i + 1]!;
       if (METHOD_OVERRIDE_HEADERS.has(name)) {
         return deny(problem('method_override', `the ${req.rawHeaders[i]} header is not accepted`));
       }
-      if (name === 'authorization') authorization.push(req.rawHeaders[i + 1]!);
+      if (TARGET_OVERRIDE_HEADERS.has(name)) {
+        return deny(problem('bad_request', `the ${req.rawHeaders[i]} header is not accepted`));
+      }
+      if (name === 'authorization') authorization.push(value);
+      else if (name === 'host') hosts.push(value);
+      else if (name === 'transfer-encoding') transferEncoding = value;
+      else if (name === 'content-length') contentLength = value;
     }
+    // The Host becomes X-Forwarded-Host upstream: exactly one, well-formed.
+    if (hosts.length !== 1 || !HOST.test(hosts[0]!)) {
+      return deny(problem('bad_request', 'send exactly one valid Host header'));
+    }
+    // Only plain chunking: other transfer-codings would reach the upstream re-framed but still coded.
+    if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
+      return deny(problem('bad_request', 'the only transfer-coding accepted is chunked'));
+    }
+    const hasBody = transferEncoding !== undefined || (contentLength !== undefined && contentLength !== '0');
 
     // 2. Route.
     const lookup = bundle.routes.lookup(req.method, canonical.segments);
@@ -230,6 +260,10 @@ export class Gate {
       );
     }
     const { route, params } = lookup.match;
+    // GET and HEAD carry no body here: a body on them is how requests get smuggled past proxies.
+    if (hasBody && (req.method === 'GET' || req.method === 'HEAD')) {
+      return deny(problem('unexpected_body', `a ${req.method} request takes no body`), true);
+    }
     decision.route = route.id;
     decision.action = route.action ?? null;
     decision.workspace = params['ws'] ?? null;

@@ -106,12 +106,20 @@ describe('native bodies', () => {
     expect(handled.length).toBe(before);
   });
 
-  it('a body on a route that takes none is 400 unexpected_body', async () => {
+  it('a body on a route that takes none is 400 unexpected_body, after the decision', async () => {
+    const before = handled.length;
+    const res = await send(t, 'DELETE', '/v1/workspaces/acme/invites/nope', { as: 'bob', headers: [JSON_TYPE], body: '{"x":1}' });
+    expectRefused(res, 400, 'unexpected_body');
+    expect(handled.length).toBe(before);
+    // The decision itself was an allow: the body rule of a native route is applied after it.
+    expect(decisionOf(res).result).toBe('allow');
+  });
+
+  it('a body on a GET is refused by the gate itself (no body is ever read or forwarded on GET/HEAD)', async () => {
     const before = handled.length;
     const res = await send(t, 'GET', '/v1/workspaces/acme', { as: 'vic', headers: [JSON_TYPE], body: '{"x":1}' });
     expectRefused(res, 400, 'unexpected_body');
     expect(handled.length).toBe(before);
-    // The decision itself was an allow: the body rule is applied after it.
-    expect(decisionOf(res).result).toBe('allow');
+    expect(decisionOf(res)).toMatchObject({ result: 'deny', code: 'unexpected_body' });
   });
 });
