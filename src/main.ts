@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createNodeHandlers, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
@@ -47,7 +47,8 @@ export interface Gateway {
   db: Db;
   policy: PolicyStore;
   logger: Logger;
-  close(): Promise<void>;
+  /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
+  close(drainMs?: number): Promise<void>;
 }
 
 /** The composition root: wires configuration into a running gateway. */
@@ -107,7 +108,17 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
-    const server = createServer(listener);
+    let draining = false;
+    // Responses not yet finished: told to close their connection when a drain starts.
+    const open = new Set<ServerResponse>();
+    const server = createServer((incoming, outgoing) => {
+      if (draining) outgoing.shouldKeepAlive = false;
+      else {
+        open.add(outgoing);
+        outgoing.once('close', () => open.delete(outgoing));
+      }
+      listener(incoming, outgoing);
+    });
     server.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -133,11 +144,21 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       db,
       policy,
       logger,
-      async close() {
+      async close(drainMs = 10_000) {
         process.off('SIGHUP', onHup);
         policy.close();
+        // Drain: stop accepting, answer what is in flight with "Connection: close", close
+        // keep-alive connections as they fall idle, and cut whatever is left at the deadline.
+        draining = true;
+        for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
         await new Promise<void>((resolve) => {
-          server.close(() => resolve());
+          const sweep = setInterval(() => server.closeIdleConnections(), 100);
+          const deadline = setTimeout(() => server.closeAllConnections(), drainMs);
+          server.close(() => {
+            clearInterval(sweep);
+            clearTimeout(deadline);
+            resolve();
+          });
           server.closeIdleConnections();
         });
         forwarder.close();

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { GuestRole, WorkspaceRole } from '../domain.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
-import type { InStatement, InValue, ResultSet } from '@libsql/client';
+import type { InStatement, InValue, ResultSet, Transaction } from '@libsql/client';
 
 /** Anything that runs a statement: the client, or an open transaction. */
 export interface Executor {
   execute(stmt: InStatement): Promise<ResultSet>;
   /** A prepared single-row read, where the source has one (the Db's hot path). */
   readOne?(sql: string, args: Record<string, InValue>): Promise<Record<string, unknown> | undefined>;
+  /** A "write" transaction, where the source is the database itself (not an open transaction). */
+  write?<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
 }
 
 /** What the decision needs to know about a user and the request's resources. */
@@ -152,6 +154,9 @@ export class AccessRepo {
 
   /** Records a user the gateway has seen (and their latest email; a token without one keeps the known one). */
   async recordUser(user: { id: string; email: string | undefined; emailVerified: boolean }, now = Date.now()): Promise<void> {
-    await this.db.execute({ sql: UPSERT_USER_SQL, args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now] });
+    const stmt = { sql: UPSERT_USER_SQL, args: [user.id, user.email ?? null, user.emailVerified ? 1 : 0, now, now] };
+    // Inside a transaction the caller's write lock covers it; on its own it takes one in "write" mode.
+    if (this.db.write) await this.db.write((tx) => tx.execute(stmt));
+    else await this.db.execute(stmt);
   }
 }

@@ -10,6 +10,9 @@ export interface DbOptions {
   syncUrl?: string | undefined;
 }
 
+/** How often an embedded replica syncs from its primary, in seconds. */
+export const REPLICA_SYNC_INTERVAL_S = 1;
+
 /** Busy timeout for embedded files: a writer waits this long for another writer instead of failing. */
 export const BUSY_TIMEOUT_MS = 5000;
 
@@ -54,7 +57,9 @@ export async function openDb(options: DbOptions): Promise<Db> {
   const client = createClient({
     url: options.url,
     ...(options.authToken ? { authToken: options.authToken } : {}),
-    ...(options.syncUrl ? { syncUrl: options.syncUrl } : {}),
+    // An embedded replica pulls from its primary every second: access changes made through other
+    // instances reach this one within that bound (README: "Scaling out").
+    ...(options.syncUrl ? { syncUrl: options.syncUrl, syncInterval: REPLICA_SYNC_INTERVAL_S } : {}),
     // Applied by the client to every pooled connection it opens (busy_timeout is per connection).
     timeout: BUSY_TIMEOUT_MS,
     intMode: 'number',
@@ -145,7 +150,22 @@ function argsKey(args: Record<string, InValue>): string {
   return key;
 }
 
+/** A FIFO lock: `acquire()` resolves with the function that releases it. */
+function createQueue() {
+  let tail: Promise<void> = Promise.resolve();
+  return {
+    acquire(): Promise<() => void> {
+      let release!: () => void;
+      const next = new Promise<void>((resolve) => (release = resolve));
+      const ready = tail.then(() => release);
+      tail = tail.then(() => next);
+      return ready;
+    },
+  };
+}
+
 export function createDb(client: Client, isFile: boolean, reader?: PreparedReader): Db {
+  const writeQueue = createQueue();
   return {
     client,
     isFile,
@@ -155,7 +175,16 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
       ? async (sql, args) => reader.get(sql, args)
       : async (sql, args) => (await client.execute({ sql, args })).rows[0] as Record<string, unknown> | undefined,
     async write<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      const tx = await client.transaction('write');
+      // One writer at a time in this process. An embedded file's busy timeout waits
+      // *synchronously*: a second BEGIN IMMEDIATE issued while this process's own open
+      // transaction waits for its next microtask would block the event loop until the
+      // timeout and fail (SQLITE_BUSY). Queueing here leaves the busy timeout for writers
+      // in other processes only.
+      const release = await writeQueue.acquire();
+      const tx = await client.transaction('write').catch((err: unknown) => {
+        release();
+        throw err;
+      });
       try {
         if (isFile) {
           // foreign_keys is per connection and cannot be switched on inside a transaction;
@@ -171,6 +200,7 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
         throw err;
       } finally {
         tx.close();
+        release();
       }
     },
     close: () => {
