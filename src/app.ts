@@ -350,7 +350,9 @@ export function createNodeHandlers(deps: AppDeps) {
 
   /** Node's parser refused the bytes (raw control or non-ASCII characters, bad headers…). */
   const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A response is already under way on this connection (pipelining): never write into it.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;
     }

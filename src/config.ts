@@ -71,7 +71,13 @@ const envSchema = z.object({
   GATE_POLICY_DIR: z.string().min(1).default('./policies'),
   GATE_JWT_ISSUER: optionalString,
   GATE_JWT_AUDIENCE: optionalString,
-  GATE_JWKS_URL: httpUrl.optional(),
+  // Keys fetched over plain HTTP could be swapped in transit: HTTPS, except on loopback.
+  GATE_JWKS_URL: httpUrl
+    .refine((v) => {
+      const u = new URL(v);
+      return u.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+    }, 'must be an https:// URL (http:// only on loopback)')
+    .optional(),
   GATE_JWT_PUBLIC_KEY: optionalString,
   GATE_JWT_SECRET: optionalString.refine(
     (v) => v === undefined || Buffer.byteLength(v, 'utf8') >= 32,

@@ -71,6 +71,15 @@ function algorithmForJwk(jwk: JWK): string {
   throw new Error(`cannot tell the algorithm of a ${jwk.kty} JWK; set "alg" or GATE_JWT_ALGORITHMS`);
 }
 
+/**
+ * `email_verified` as identity providers send it: a boolean, or (some providers) the
+ * strings "true" / "false". Absent counts as verified (CONTRACT §3: "not false");
+ * anything else — "false", 0, null, garbage — does not.
+ */
+function isVerified(claim: unknown): boolean {
+  return claim === undefined || claim === true || claim === 'true';
+}
+
 /** Keys are imported once, here; a bad key fails at construction, not on a request. */
 export async function createJwtVerifier(options: JwtVerifierOptions): Promise<JwtVerifier> {
   let key: CryptoKey | Uint8Array | JWTVerifyGetKey;
@@ -130,7 +139,7 @@ export async function createJwtVerifier(options: JwtVerifierOptions): Promise<Jw
           user: {
             id: payload.sub,
             email: email || undefined,
-            emailVerified: email !== undefined && payload['email_verified'] !== false,
+            emailVerified: email !== undefined && isVerified(payload['email_verified']),
             exp: payload.exp,
           },
         };

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { NativeHandlers } from '../app.ts';
 import { problem } from '../http/problem.ts';
 import { createInvite, guestInviteBody, inviteView, type CreatedInvite, type InviteRow } from '../invites/invites.ts';
-import { deactivateMintedTokens } from '../members/members.ts';
+import { deactivateMintedTokens } from '../tokens/deactivate.ts';
 import type { NativeDeps } from '../native/index.ts';
 import { audit, fail, iso, json, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
 

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
 import type { NativeContext, NativeHandlers } from '../app.ts';
 import { GUEST_ROLES, WORKSPACE_ROLES, isWorkspaceRole, type Action, type WorkspaceRole } from '../domain.ts';
+import type { DecisionTable } from '../authz/decision-table.ts';
+import { deactivateMintedTokens } from '../tokens/deactivate.ts';
 import { sha256 } from '../db/access-repo.ts';
 import { problem } from '../http/problem.ts';
 import type { NativeDeps } from '../native/index.ts';
@@ -152,6 +154,20 @@ function linkProblem(found: NonNullable<LinkLookup>, at: number) {
   return undefined;
 }
 
+/**
+ * An invite grants what its sender may grant *now*: if the sender was removed, or
+ * demoted below the invited role, since, the link no longer grants it (410).
+ */
+async function senderCannotGrant(tx: { execute: Transaction['execute'] }, i: InviteRow, table: DecisionTable) {
+  const sender = await tx.execute({
+    sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?',
+    args: [i.workspace_id, i.invited_by],
+  });
+  const role = sender.rows[0]?.['role'];
+  if (isWorkspaceRole(role) && table.allows([role], grantActionOf(i), i.role as WorkspaceRole)) return undefined;
+  return problem('invite_revoked', 'the member who sent this invite can no longer grant this role; ask for a new invite');
+}
+
 /** The action that created an invite, which re-issuing it needs again. */
 export function grantActionOf(invite: Pick<InviteRow, 'project_id'>): Action {
   return invite.project_id === null ? 'member:invite' : 'guest:invite';
@@ -265,7 +281,7 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
         const found = await inviteByLink(db, ctx.outcome.params['token']!);
         if (!found) return respond(ctx, fail(problem('not_found', 'no such invite link')));
         const at = now();
-        const gone = linkProblem(found, at);
+        const gone = linkProblem(found, at) ?? (await senderCannotGrant(db, found.invite, ctx.outcome.bundle.table));
         if (gone) return respond(ctx, fail(gone));
         const i = found.invite;
         const names = await db.execute({
@@ -301,16 +317,8 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           if (!user.email || !user.emailVerified || user.email !== i.email) {
             return fail(problem('invite_email_mismatch', 'sign in as the invited user: your verified email must be the invited email'));
           }
-          // An invite grants what its sender may grant *now*: if the sender was removed or
-          // demoted below the invited role since, the link no longer grants it.
-          const sender = await tx.execute({
-            sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?',
-            args: [i.workspace_id, i.invited_by],
-          });
-          const senderRole = sender.rows[0]?.['role'];
-          if (!isWorkspaceRole(senderRole) || !ctx.outcome.bundle.table.allows([senderRole], grantActionOf(i), i.role as WorkspaceRole)) {
-            return fail(problem('invite_revoked', 'the member who sent this invite can no longer grant this role; ask for a new invite'));
-          }
+          const senderGone = await senderCannotGrant(tx, i, ctx.outcome.bundle.table);
+          if (senderGone) return fail(senderGone);
           await ensureUser(tx, user, at);
           if (i.project_id === null) {
             const member = await tx.execute({ sql: 'SELECT role FROM memberships WHERE workspace_id = ? AND user_id = ?', args: [i.workspace_id, user.id] });
@@ -322,11 +330,33 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           } else {
             const live = await tx.execute({ sql: 'SELECT 1 FROM projects WHERE id = ? AND deleted_at IS NULL', args: [i.project_id] });
             if (live.rows.length === 0) return fail(problem('invite_revoked', 'the project of this invite was deleted'));
+            const previous = await tx.execute({
+              sql: 'SELECT role FROM project_guests WHERE project_id = ? AND user_id = ?',
+              args: [i.project_id, user.id],
+            });
             await tx.execute({
               sql: `INSERT INTO project_guests (project_id, user_id, workspace_id, role, added_at) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`,
               args: [i.project_id, user.id, i.workspace_id, i.role, at],
             });
+            // Re-invited at a role that cannot mint tokens: the tokens minted with the old grant go.
+            const was = previous.rows[0]?.['role'];
+            const table = ctx.outcome.bundle.table;
+            if (
+              (was === 'developer' || was === 'viewer') &&
+              table.allows([`guest:${was}`], 'token:create') &&
+              !table.allows([`guest:${i.role as 'developer'}`], 'token:create')
+            ) {
+              const tokens = await deactivateMintedTokens(
+                tx,
+                { workspaceId: i.workspace_id, userId: user.id, projectId: i.project_id, mintedAs: 'guest' },
+                'guest_demoted',
+                at,
+              );
+              for (const id of tokens) {
+                await audit(tx, { workspaceId: i.workspace_id, actor: `user:${user.id}`, action: 'token.deactivated', target: `token:${id}`, detail: { reason: 'guest_demoted' }, requestId: ctx.requestId, at });
+              }
+            }
           }
           await tx.execute({ sql: "UPDATE invites SET status = 'accepted', accepted_by = ?, accepted_at = ? WHERE id = ?", args: [user.id, at, i.id] });
           await audit(tx, {

@@ -6,6 +6,7 @@ import { problem } from '../http/problem.ts';
 import type { NativeDeps } from '../native/index.ts';
 import { audit, fail, iso, isLastOwnerError, json, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
 import { inviteView, type InviteRow } from '../invites/invites.ts';
+import { deactivateMintedTokens } from '../tokens/deactivate.ts';
 
 const updateRoleBody = z.strictObject({ role: z.enum(WORKSPACE_ROLES) });
 
@@ -25,33 +26,6 @@ async function memberView(tx: { execute: Transaction['execute'] }, ws: string, u
   const row = r.rows[0];
   if (!row || !isWorkspaceRole(row['role'])) return undefined;
   return { user_id: String(row['user_id']), email: row['email'] === null ? null : String(row['email']), role: row['role'], joined_at: iso(Number(row['joined_at'])) };
-}
-
-/**
- * Deactivates, in the caller's transaction, the active tokens `userId` minted in the
- * workspace (or, for a guest, on one project as a guest). Returns their ids.
- */
-export async function deactivateMintedTokens(
-  tx: Transaction,
-  scope: { workspaceId: string; userId: string; projectId?: string; mintedAs?: 'guest' },
-  reason: string,
-  at: number,
-): Promise<string[]> {
-  const where = ['workspace_id = ?', 'minted_by = ?', 'active = 1'];
-  const args: (string | number)[] = [scope.workspaceId, scope.userId];
-  if (scope.projectId !== undefined) {
-    where.push('project_id = ?');
-    args.push(scope.projectId);
-  }
-  if (scope.mintedAs !== undefined) {
-    where.push('minted_as = ?');
-    args.push(scope.mintedAs);
-  }
-  const r = await tx.execute({
-    sql: `UPDATE tokens SET active = 0, deactivated_at = ?, deactivated_reason = ? WHERE ${where.join(' AND ')} RETURNING id`,
-    args: [at, reason, ...args],
-  });
-  return r.rows.map((row) => String(row['id']));
 }
 
 /** Members: list, change role, remove, leave. Rank rules come from the policy, re-checked under the write lock. */
@@ -128,7 +102,7 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
         const target = ctx.outcome.params['user']!;
         const { role: next } = ctx.body as z.infer<typeof updateRoleBody>;
         const actor = userOf(ctx.outcome);
-        const result = await db.write(async (tx): Promise<Result<MemberView>> => {
+        const result = await db.write(async (tx): Promise<Result<MemberView & { deactivated_tokens: number }>> => {
           const current = await memberView(tx, ws, target);
           if (!current) return fail(problem('not_found', 'no such member in this workspace'));
           // R1 → R2 is allowed iff update-role on R1 and invite on R2 (CONTRACT §1), on fresh roles.
@@ -137,7 +111,7 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
             { action: 'member:invite', target: next },
           ]);
           if ('code' in checked) return fail(checked);
-          if (current.role === next) return ok(current);
+          if (current.role === next) return ok({ ...current, deactivated_tokens: 0 });
           const at = now();
           try {
             await tx.execute({ sql: 'UPDATE memberships SET role = ? WHERE workspace_id = ? AND user_id = ?', args: [next, ws, target] });
@@ -145,16 +119,27 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
             if (isLastOwnerError(err)) return fail(problem('last_owner', 'a workspace must keep at least one owner'));
             throw err;
           }
+          // A role that may no longer mint tokens keeps none it minted as a member: the policy's
+          // "no token access" for billing and viewer holds for their old tokens too.
+          const table = ctx.outcome.bundle.table;
+          const tokens =
+            table.allows([current.role], 'token:create') && !table.allows([next], 'token:create')
+              ? await deactivateMintedTokens(tx, { workspaceId: ws, userId: target, mintedAs: 'member' }, 'member_demoted', at)
+              : [];
+          const actorLabel = `user:${actor.id}`;
           await audit(tx, {
             workspaceId: ws,
-            actor: `user:${actor.id}`,
+            actor: actorLabel,
             action: 'member.role_changed',
             target: `user:${target}`,
-            detail: { from: current.role, to: next },
+            detail: { from: current.role, to: next, deactivated_tokens: tokens },
             requestId: ctx.requestId,
             at,
           });
-          return ok({ ...current, role: next });
+          for (const id of tokens) {
+            await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'token.deactivated', target: `token:${id}`, detail: { reason: 'member_demoted', minted_by: target }, requestId: ctx.requestId, at });
+          }
+          return ok({ ...current, role: next, deactivated_tokens: tokens.length });
         });
         return respond(ctx, result);
       },

@@ -37,7 +37,20 @@ describe('concurrency', () => {
     expect(Number(members.rows[0]!['n'])).toBe(1);
   });
 
-  test('two admins demoting the owners at once: the policy refuses both, and owners stay', async () => {
+  test('30 first-time users buying at once: every write lands, none waits on another in-process writer', async () => {
+    // Each request records a new user and runs a write transaction; in one process they must queue,
+    // never meet in SQLite's (synchronous) busy wait.
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => api('PUT', '/v1/me/workspace', { as: `buyer${i}` })));
+    const elapsed = Date.now() - started;
+    console.log(`[concurrency] 30 concurrent first purchases: ${results.filter((r) => r.status === 201).length} created in ${elapsed} ms`);
+    expect(results.map((r) => r.status)).toEqual(Array(30).fill(201));
+    expect(t.logs.join('\n')).not.toContain('SQLITE_BUSY');
+    const owners = await t.gw.db.execute("SELECT count(*) AS n FROM workspaces WHERE personal_for LIKE 'buyer%'");
+    expect(Number(owners.rows[0]!['n'])).toBe(30);
+  });
+
+  test('two admins demoting the owners at once: the policy refuses both (the database guard is tested below)', async () => {
     const [a, b] = await Promise.all([
       api('PATCH', '/v1/workspaces/acme/members/alice', { as: 'bob', body: { role: 'admin' } }),
       api('PATCH', '/v1/workspaces/acme/members/olivia', { as: 'bea', body: { role: 'admin' } }),
