@@ -65,12 +65,13 @@ export function guestHandlers(deps: NativeDeps): NativeHandlers {
           const at = now();
           // Only this project's guest access ends: tokens minted here as a guest. Workspace membership,
           // other guest grants and tokens minted as a member stay.
-          const tokens = await deactivateMintedTokens(tx, { workspaceId: ws, userId: target, projectId: p, mintedAs: 'guest' }, 'guest_removed', at);
           const actorLabel = `user:${actor.id}`;
+          const tokens = await deactivateMintedTokens(
+            tx,
+            { workspaceId: ws, userId: target, projectId: p, mintedAs: 'guest' },
+            { reason: 'guest_removed', actor: actorLabel, requestId: ctx.requestId, at },
+          );
           await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'guest.removed', target: `user:${target}`, detail: { project_id: p, role: String(removed.rows[0]!['role']), deactivated_tokens: tokens }, requestId: ctx.requestId, at });
-          for (const id of tokens) {
-            await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'token.deactivated', target: `token:${id}`, detail: { reason: 'guest_removed', minted_by: target }, requestId: ctx.requestId, at });
-          }
           return ok({ removed: target, project_id: p, deactivated_tokens: tokens.length });
         });
         return respond(ctx, result);

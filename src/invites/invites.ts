@@ -347,15 +347,11 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
               table.allows([`guest:${was}`], 'token:create') &&
               !table.allows([`guest:${i.role as 'developer'}`], 'token:create')
             ) {
-              const tokens = await deactivateMintedTokens(
+              await deactivateMintedTokens(
                 tx,
                 { workspaceId: i.workspace_id, userId: user.id, projectId: i.project_id, mintedAs: 'guest' },
-                'guest_demoted',
-                at,
+                { reason: 'guest_demoted', actor: `user:${user.id}`, requestId: ctx.requestId, at },
               );
-              for (const id of tokens) {
-                await audit(tx, { workspaceId: i.workspace_id, actor: `user:${user.id}`, action: 'token.deactivated', target: `token:${id}`, detail: { reason: 'guest_demoted' }, requestId: ctx.requestId, at });
-              }
             }
           }
           await tx.execute({ sql: "UPDATE invites SET status = 'accepted', accepted_by = ?, accepted_at = ? WHERE id = ?", args: [user.id, at, i.id] });

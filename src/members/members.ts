@@ -48,8 +48,12 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
         throw err;
       }
       // Tokens the member personally minted on the workspace's projects die with the membership.
-      const tokens = await deactivateMintedTokens(tx, { workspaceId: ws, userId: targetUserId }, leaving ? 'member_left' : 'member_removed', at);
       const actorLabel = `user:${actor.id}`;
+      const tokens = await deactivateMintedTokens(
+        tx,
+        { workspaceId: ws, userId: targetUserId },
+        { reason: leaving ? 'member_left' : 'member_removed', actor: actorLabel, requestId: ctx.requestId, at },
+      );
       await audit(tx, {
         workspaceId: ws,
         actor: actorLabel,
@@ -59,9 +63,6 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
         requestId: ctx.requestId,
         at,
       });
-      for (const id of tokens) {
-        await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'token.deactivated', target: `token:${id}`, detail: { reason: leaving ? 'member_left' : 'member_removed', minted_by: targetUserId }, requestId: ctx.requestId, at });
-      }
       return ok({ removed: targetUserId, deactivated_tokens: tokens.length });
     });
   }
@@ -122,11 +123,15 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
           // A role that may no longer mint tokens keeps none it minted as a member: the policy's
           // "no token access" for billing and viewer holds for their old tokens too.
           const table = ctx.outcome.bundle.table;
+          const actorLabel = `user:${actor.id}`;
           const tokens =
             table.allows([current.role], 'token:create') && !table.allows([next], 'token:create')
-              ? await deactivateMintedTokens(tx, { workspaceId: ws, userId: target, mintedAs: 'member' }, 'member_demoted', at)
+              ? await deactivateMintedTokens(
+                  tx,
+                  { workspaceId: ws, userId: target, mintedAs: 'member' },
+                  { reason: 'member_demoted', actor: actorLabel, requestId: ctx.requestId, at },
+                )
               : [];
-          const actorLabel = `user:${actor.id}`;
           await audit(tx, {
             workspaceId: ws,
             actor: actorLabel,
@@ -136,9 +141,6 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
             requestId: ctx.requestId,
             at,
           });
-          for (const id of tokens) {
-            await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'token.deactivated', target: `token:${id}`, detail: { reason: 'member_demoted', minted_by: target }, requestId: ctx.requestId, at });
-          }
           return ok({ ...current, role: next, deactivated_tokens: tokens.length });
         });
         return respond(ctx, result);
