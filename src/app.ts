@@ -245,6 +245,8 @@ type OpsHandler = (c: Context<Env>, deps: AppDeps) => Promise<Response>;
 
 /** `/_gate/*`: operations, answered by the gateway, never forwarded. */
 function operations(rawTarget: string): OpsHandler | undefined {
+  // Cheap test first: this runs for every request, before the gate canonicalizes the path.
+  if (!rawTarget.startsWith('/_gate/')) return undefined;
   const canonical = canonicalizeTarget(rawTarget);
   if (!canonical.ok || canonical.segments[0] !== '_gate') return undefined;
   const name = canonical.segments.length === 2 ? canonical.segments[1] : undefined;
