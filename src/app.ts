@@ -13,7 +13,7 @@ import type { Db } from './db/client.ts';
 import { schemaIsCurrent } from './db/migrations.ts';
 import { UserRecorder } from './db/user-recorder.ts';
 import type { Forwarder } from './gateway/forwarder.ts';
-import { Gate, isUnavailableError, newDecision, type Allowed, type Denied, type GateOutcome } from './gateway/gate.ts';
+import { Gate, isUnavailableError, newDecision, redactPath, type Allowed, type Denied, type GateOutcome } from './gateway/gate.ts';
 import { canonicalizeTarget } from './gateway/hygiene.ts';
 import { hasBody, parseJsonObject, readBody } from './http/body.ts';
 import { problem, problemBody, problemResponse, type Problem } from './http/problem.ts';
@@ -286,7 +286,8 @@ export function createNodeHandlers(deps: AppDeps) {
 
   const refuseEarly = (code: 'bad_path' | 'bad_request', detail: string, method: string, rawTarget: string) => {
     const requestId = randomUUID();
-    const decision = newDecision({ requestId, method, rawTarget, policyRevision: deps.policy.current.revision, mode: deps.mode });
+    const path = redactPath(rawTarget.split('?')[0] ?? '');
+    const decision = newDecision({ requestId, method, path, policyRevision: deps.policy.current.revision, mode: deps.mode });
     decision.code = code;
     decision.status = 400;
     deps.decisionLog.write(decision, 0);

@@ -135,13 +135,13 @@ export function redactPath(path: string): string {
 }
 
 /** A fresh decision for a request, before anything is known: a deny until decided. */
-export function newDecision(d: { requestId: string; method: string; rawTarget: string; policyRevision: string; mode: 'enforce' | 'shadow' }): Decision {
+export function newDecision(d: { requestId: string; method: string; path: string; policyRevision: string; mode: 'enforce' | 'shadow' }): Decision {
   return {
     decision_id: randomUUID(),
     request_id: d.requestId,
     principal: 'anonymous',
     method: d.method,
-    path: redactPath(d.rawTarget.split('?')[0] ?? ''),
+    path: d.path,
     route: null,
     action: null,
     target_role: null,
@@ -200,10 +200,12 @@ export class Gate {
   }
 
   private async decide(req: GateRequest, requestId: string, bundle: PolicyBundle, partial: { decision?: Decision }): Promise<GateOutcome> {
+    // Hygiene first, so the path is redacted (a regex pass) once: the canonical one, or the raw one.
+    const canonical = canonicalizeTarget(req.target);
     const decision = newDecision({
       requestId,
       method: req.method,
-      rawTarget: req.target,
+      path: redactPath(canonical.ok ? canonical.path : (req.target.split('?')[0] ?? '')),
       policyRevision: bundle.revision,
       mode: this.deps.mode,
     });
@@ -215,10 +217,8 @@ export class Gate {
       return { allow: false, decision, problem: p, closeConnection };
     };
 
-    // 1. Request hygiene: one canonical path, or a refusal.
-    const canonical = canonicalizeTarget(req.target);
+    // 1. Request hygiene (computed above): one canonical path, or a refusal.
     if (!canonical.ok) return deny(problem(canonical.code, canonical.reason));
-    decision.path = redactPath(canonical.path);
 
     if (hasMethodOverrideParam(canonical.query)) {
       return deny(problem('method_override', 'the _method query parameter is not accepted'));
