@@ -5,11 +5,11 @@
  * rounds and the median is reported (this machine is noisy). Used to find where the
  * gateway's time goes.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { killAll, startServer } from './spawn.ts';
 import { createSmallWorld } from './world.ts';
 
 const [rate = '2000', seconds = '5', rounds = '3'] = process.argv.slice(2);
@@ -21,22 +21,11 @@ async function cpuUs(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) * TICK_US;
 }
 
-function start(args: string[]): Promise<{ url: string; pid: number; kill: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/servers.ts', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve) => {
-    child.stdout!.once('data', (c: Buffer) => {
-      child.stdout!.resume();
-      const { url, pid } = JSON.parse(c.toString().split('\n')[0]!);
-      resolve({ url, pid, kill: () => child.kill('SIGKILL') });
-    });
-  });
-}
-
-const upstream = await start(['upstream']);
+const upstream = await startServer('upstream');
 const targets = await createSmallWorld(join(dir, 'small.db'));
 const servers = {
-  bare: await start(['bare-proxy', upstream.url]),
-  gateway: await start(['gateway', upstream.url, join(dir, 'small.db')]),
+  bare: await startServer('bare-proxy', [upstream.url]),
+  gateway: await startServer('gateway', [upstream.url, join(dir, 'small.db')]),
 };
 const cases: [string, { url: string; pid: number }, string, Record<string, string>][] = [
   ['bare proxy', servers.bare, targets.jwtPath, {}],
@@ -57,4 +46,4 @@ for (const [name, values] of costs) {
   const sorted = [...values].sort((a, b) => a - b);
   console.log(`${name.padEnd(14)} median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} µs CPU per request (runs: ${values.map((v) => v.toFixed(0)).join(', ')})`);
 }
-for (const s of [upstream, servers.bare, servers.gateway]) s.kill();
+killAll();

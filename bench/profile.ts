@@ -3,43 +3,30 @@
  * Starts the upstream and a gateway child with --cpu-prof, loads it with autocannon,
  * and prints the top self-time functions of the profile (bench-results/*.cpuprofile).
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { startServer, stopServer } from './spawn.ts';
 import { createSmallWorld } from './world.ts';
 
 const [mode = 'jwt', seconds = '6'] = process.argv.slice(2);
 const dir = await mkdtemp(join(tmpdir(), 'gate-prof-'));
 await mkdir('bench-results', { recursive: true });
 
-function start(args: string[], extra: string[] = []): Promise<{ url: string; kill: () => Promise<void> }> {
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'bench/servers.ts', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve) => {
-    child.stdout!.once('data', (c: Buffer) => {
-      child.stdout!.resume();
-      resolve({
-        url: JSON.parse(c.toString().split('\n')[0]!).url,
-        kill: () => new Promise((r) => (child.once('exit', () => r()), child.kill('SIGTERM'))),
-      });
-    });
-  });
-}
-
-const upstream = await start(['upstream']);
+const upstream = await startServer('upstream');
 const targets = await createSmallWorld(join(dir, 'small.db'));
 const gateway =
   mode === 'bare'
-    ? await start(['bare-proxy', upstream.url], ['--cpu-prof', '--cpu-prof-dir', 'bench-results'])
-    : await start(['gateway', upstream.url, join(dir, 'small.db')], ['--cpu-prof', '--cpu-prof-dir', 'bench-results']);
+    ? await startServer('bare-proxy', [upstream.url], ['--cpu-prof', '--cpu-prof-dir', 'bench-results'])
+    : await startServer('gateway', [upstream.url, join(dir, 'small.db')], ['--cpu-prof', '--cpu-prof-dir', 'bench-results']);
 const before = new Set(await readdir('bench-results'));
 const headers = mode === 'jwt' ? { authorization: `Bearer ${targets.jwt}` } : { authorization: targets.basic };
 const path = mode === 'token' ? targets.tokenPath : targets.jwtPath;
 const result = await autocannon({ url: gateway.url + path, headers, connections: 32, duration: Number(seconds) });
 console.log(`${mode}: ${(result.requests.total / Number(seconds)).toFixed(0)} req/s, non-2xx ${result.non2xx}`);
-await gateway.kill();
-await upstream.kill();
+await stopServer(gateway);
+await stopServer(upstream);
 const file = (await readdir('bench-results')).find((f) => f.endsWith('.cpuprofile') && !before.has(f))!;
 const profile = JSON.parse(await readFile(join('bench-results', file), 'utf8')) as {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number; children?: number[] }[];

@@ -12,12 +12,12 @@
  *   npm run bench -- --quick      # short durations, for a smoke run
  *   npm run bench -- --no-scale   # skip the 1 M-membership database
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { killAll, startServer, stopServer as stop } from './spawn.ts';
 import { microBenchmarks, startupBenchmark, type MicroResults } from './micro.ts';
 import { countRows, createScaleWorld, createSmallWorld, SCALE, type BenchTargets } from './world.ts';
 
@@ -38,46 +38,6 @@ const CONNECTIONS = Number(args.connections ?? 32);
 /** Scenarios are measured in interleaved rounds and the median is kept: this machine drifts. */
 const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
 const log = (s: string) => process.stderr.write(s + '\n');
-
-interface Server {
-  url: string;
-  pid: number;
-  child: ChildProcess;
-}
-
-const children: ChildProcess[] = [];
-
-async function startServer(kind: string, ...rest: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/servers.ts', kind, ...rest], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => reject(new Error(`${kind} did not start within 60 s`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const nl = buffer.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const { url, pid } = JSON.parse(buffer.slice(0, nl)) as { url: string; pid: number };
-      // Everything after the first line (the gateway's decision log) is drained and discarded.
-      child.stdout!.off('data', onData);
-      child.stdout!.resume();
-      child.stdout!.on('data', () => undefined);
-      resolve({ url, pid, child });
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)));
-  });
-}
-
-async function stop(server: Server): Promise<void> {
-  if (server.child.exitCode !== null) return;
-  server.child.kill('SIGTERM');
-  await new Promise((r) => server.child.once('exit', r));
-}
 
 interface LoadResult {
   rps: number;
@@ -198,10 +158,10 @@ async function main(): Promise<void> {
   log(`Packagento Gate benchmark (${QUICK ? 'quick' : 'full'}): ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   try {
     const upstream = await startServer('upstream');
-    const bare = await startServer('bare-proxy', upstream.url);
-    const hono = await startServer('hono-proxy', upstream.url);
+    const bare = await startServer('bare-proxy', [upstream.url]);
+    const hono = await startServer('hono-proxy', [upstream.url]);
     const small = await createSmallWorld(join(work, 'small.db'));
-    const gateway = await startServer('gateway', upstream.url, join(work, 'small.db'));
+    const gateway = await startServer('gateway', [upstream.url, join(work, 'small.db')]);
 
     log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each, ${ROUNDS} interleaved round(s):`);
     const plain = { accept: 'application/json' };
@@ -238,9 +198,9 @@ async function main(): Promise<void> {
       log(`scale database (${SCALE.workspaces * SCALE.membersPerWorkspace} memberships):`);
       const big: BenchTargets & { generatedMs: number | null } = await createScaleWorld(scaleFile, log);
       const rows = countRows(scaleFile);
-      const scaled = await startServer('gateway', upstream.url, scaleFile);
+      const scaled = await startServer('gateway', [upstream.url, scaleFile]);
       // Interleaved with the small database's gateway, so "within 10 % of small" compares like with like.
-      const again = await startServer('gateway', upstream.url, join(work, 'small.db'));
+      const again = await startServer('gateway', [upstream.url, join(work, 'small.db')]);
       const [sd, se, sdSmall, seSmall] = await throughputRounds([
         { name: '(d) gateway JWT @ scale', url: scaled.url + big.jwtPath, headers: { ...plain, authorization: `Bearer ${big.jwt}` } },
         { name: '(e) gateway token @ scale', url: scaled.url + big.tokenPath, headers: { ...plain, authorization: big.basic } },
@@ -290,7 +250,7 @@ async function main(): Promise<void> {
     process.stdout.write(renderMarkdown(result) + '\n');
     log(`JSON written to ${args.out}`);
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    killAll();
     await rm(work, { recursive: true, force: true });
   }
 }
