@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { Action, Subject, WorkspaceRole } from '../domain.ts';
 import { isGuestRole, isWorkspaceRole, NO_TARGET } from '../domain.ts';
 import { isProblem, parseAuthorization, type Authenticator, type Principal } from '../authn/authenticate.ts';
-import type { Target } from '../authz/decision-table.ts';
-import type { PolicyBundle } from '../authz/policy-bundle.ts';
+import type { Target } from '../policy/decision-table.ts';
+import type { PolicyBundle } from '../policy/bundle.ts';
 import type { AccessRepo, InviteTarget, UserAccess } from '../db/access-repo.ts';
 import { problem, statusOf, type Problem, type ProblemCode } from '../http/problem.ts';
-import { canonicalizeTarget } from './hygiene.ts';
-import type { Route, RouteCheck } from './route-map.ts';
+import { canonicalizeTarget } from '../http/canonical-path.ts';
+import type { Route, RouteCheck } from '../policy/route-map.ts';
 
 /** Header names are compared after lower-casing and mapping `_` and `.` to `-`. */
 export function normalizeHeaderName(name: string): string {

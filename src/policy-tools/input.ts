@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { buildPolicyBundle, type PolicyBundle } from './policy-bundle.ts';
-import { loadPolicySourceFromDir, loadPolicySourceFromGit, type PolicySource } from './policy-source.ts';
+import { buildPolicyBundle, type PolicyBundle } from '../policy/bundle.ts';
+import { loadPolicySourceFromDir, loadPolicySourceFromGit, type PolicySource } from '../policy/source.ts';
 
 /** How a policy revision was named on the command line. */
 export type PolicySpec = { kind: 'dir'; dir: string } | { kind: 'git'; ref: string; dir: string };

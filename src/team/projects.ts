@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { NativeHandlers } from '../app.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from '../native/index.ts';
-import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
+import type { NativeDeps } from './index.ts';
+import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const projectName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const projectBody = z.strictObject({ name: projectName });

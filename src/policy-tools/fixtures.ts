@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { hasTarget, isAction, NO_TARGET, TARGET_ROLES, type Action, type Subject } from '../domain.ts';
-import type { Target } from './decision-table.ts';
+import type { Target } from '../policy/decision-table.ts';
 import {
   actionCaseSchema,
   fixtureFileSchema,
@@ -12,7 +12,7 @@ import {
   type HttpCaseInput,
   type TableInput,
 } from './fixture-schema.ts';
-import type { PolicyBundle } from './policy-bundle.ts';
+import type { PolicyBundle } from '../policy/bundle.ts';
 import { ANONYMOUS, createWorldEnv, type WorldEnv } from './world-env.ts';
 import type { World } from './world.ts';
 

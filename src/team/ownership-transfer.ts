@@ -1,6 +1,6 @@
 import { isWorkspaceRole, type WorkspaceRole } from '../domain.ts';
 import type { Db } from '../db/client.ts';
-import { audit } from '../native/support.ts';
+import { audit } from './common.ts';
 
 export interface TransferOptions {
   workspaceId: string;

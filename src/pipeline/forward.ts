@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { problemBody, type Problem, problem } from '../http/problem.ts';
-import { normalizeHeaderName } from './gate.ts';
+import { normalizeHeaderName } from '../gateway/gate.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies still see. */
 const HOP_BY_HOP = new Set([

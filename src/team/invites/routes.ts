@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
-import type { NativeContext, NativeHandlers } from '../app.ts';
-import { GUEST_ROLES, WORKSPACE_ROLES, isWorkspaceRole, type Action, type WorkspaceRole } from '../domain.ts';
-import type { DecisionTable } from '../authz/decision-table.ts';
-import { deactivateMintedTokens } from '../tokens/deactivate.ts';
-import { sha256 } from '../db/access-repo.ts';
-import { problem } from '../http/problem.ts';
-import type { NativeDeps } from '../native/index.ts';
-import { audit, ensureUser, fail, iso, isUniqueViolation, json, newId, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
+import type { NativeContext, NativeHandlers } from '../../app.ts';
+import { GUEST_ROLES, WORKSPACE_ROLES, isWorkspaceRole, type Action, type WorkspaceRole } from '../../domain.ts';
+import type { DecisionTable } from '../../policy/decision-table.ts';
+import { deactivateMintedTokens } from '../token-deactivation.ts';
+import { sha256 } from '../../db/access-repo.ts';
+import { problem } from '../../http/problem.ts';
+import type { NativeDeps } from '../index.ts';
+import { audit, ensureUser, fail, iso, isUniqueViolation, json, newId, ok, reauthorize, respond, userOf, type Result } from '../common.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

@@ -1,5 +1,5 @@
 import type { Transaction } from '@libsql/client';
-import { audit } from '../native/support.ts';
+import { audit } from './common.ts';
 
 /** Who causes a deactivation, for the audit log. */
 export interface DeactivationCause {

@@ -1,6 +1,6 @@
 import { NO_TARGET, type Action, type Subject } from '../domain.ts';
-import type { Target } from './decision-table.ts';
-import { POLICY_FILE, type PolicyBundle, type PolicyLine } from './policy-bundle.ts';
+import type { Target } from '../policy/decision-table.ts';
+import { POLICY_FILE, type PolicyBundle, type PolicyLine } from '../policy/bundle.ts';
 
 /** Why one (subject, action, target) cell is allowed: the p line Casbin matched, and the g / g2 lines that led to it. */
 export interface DecisionTrace {

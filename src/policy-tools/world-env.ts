@@ -12,8 +12,8 @@ import { migrate } from '../db/migrations.ts';
 import { Gate, subjectsFor, type GateOutcome } from '../gateway/gate.ts';
 import type { Problem } from '../http/problem.ts';
 import type { Action, Subject } from '../domain.ts';
-import type { Target } from './decision-table.ts';
-import type { PolicyBundle } from './policy-bundle.ts';
+import type { Target } from '../policy/decision-table.ts';
+import type { PolicyBundle } from '../policy/bundle.ts';
 import { seedWorld, type SeededWorld, type World } from './world.ts';
 
 /** Issuer and audience of the JWTs a world environment signs and verifies. */

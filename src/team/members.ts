@@ -3,10 +3,10 @@ import type { Transaction } from '@libsql/client';
 import type { NativeContext, NativeHandlers } from '../app.ts';
 import { WORKSPACE_ROLES, isWorkspaceRole, type WorkspaceRole } from '../domain.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from '../native/index.ts';
-import { audit, fail, iso, isLastOwnerError, json, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
-import { inviteView, type InviteRow } from '../invites/invites.ts';
-import { deactivateMintedTokens } from '../tokens/deactivate.ts';
+import type { NativeDeps } from './index.ts';
+import { audit, fail, iso, isLastOwnerError, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
+import { inviteView, type InviteRow } from './invites/routes.ts';
+import { deactivateMintedTokens } from './token-deactivation.ts';
 
 const updateRoleBody = z.strictObject({ role: z.enum(WORKSPACE_ROLES) });
 

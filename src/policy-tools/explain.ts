@@ -8,13 +8,13 @@ import {
   type Subject,
   type WorkspaceRole,
 } from '../domain.ts';
-import { canonicalizeTarget } from '../gateway/hygiene.ts';
+import { canonicalizeTarget } from '../http/canonical-path.ts';
 import type { GateOutcome } from '../gateway/gate.ts';
-import type { Route } from '../gateway/route-map.ts';
-import type { Target } from './decision-table.ts';
-import { ROUTES_FILE, type PolicyBundle } from './policy-bundle.ts';
-import { routeAdmits } from './policy-diff.ts';
-import { policyFilePath, traceDecision, type DecisionTrace } from './policy-trace.ts';
+import type { Route } from '../policy/route-map.ts';
+import type { Target } from '../policy/decision-table.ts';
+import { ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
+import { routeAdmits } from './diff.ts';
+import { policyFilePath, traceDecision, type DecisionTrace } from './trace.ts';
 import { ANONYMOUS, createWorldEnv, type WorldEnv } from './world-env.ts';
 import { worldSchema, type World } from './world.ts';
 

@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { buildPolicyBundle, type PolicyBundle } from './policy-bundle.ts';
-import { loadPolicySourceFromDir } from './policy-source.ts';
+import { buildPolicyBundle, type PolicyBundle } from './bundle.ts';
+import { loadPolicySourceFromDir } from './source.ts';
 
 export interface PolicyStoreEvents {
   onReload?: (bundle: PolicyBundle, previous: PolicyBundle) => void;

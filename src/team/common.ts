@@ -3,7 +3,7 @@ import type { Transaction } from '@libsql/client';
 import type { NativeContext } from '../app.ts';
 import type { Principal } from '../authn/authenticate.ts';
 import { NO_TARGET, type Action, type Subject } from '../domain.ts';
-import type { Target } from '../authz/decision-table.ts';
+import type { Target } from '../policy/decision-table.ts';
 import { AccessRepo, type Executor } from '../db/access-repo.ts';
 import { subjectsFor, type Allowed } from '../gateway/gate.ts';
 import { problem, problemResponse, type Problem } from '../http/problem.ts';

@@ -1,8 +1,8 @@
 import { newEnforcer, newModelFromString, StringAdapter, type Enforcer } from 'casbin';
 import { isAction } from '../domain.ts';
-import { parseRouteMap, RouteMap, RouteMapError } from '../gateway/route-map.ts';
+import { parseRouteMap, RouteMap, RouteMapError } from './route-map.ts';
 import { DecisionTable } from './decision-table.ts';
-import { policyRevision, type PolicySource } from './policy-source.ts';
+import { policyRevision, type PolicySource } from './source.ts';
 
 export const MODEL_FILE = 'model.conf';
 export const POLICY_FILE = 'policy.csv';

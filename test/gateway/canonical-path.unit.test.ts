@@ -2,7 +2,7 @@
  * canonicalizeTarget on its own: the one canonical path the gateway decides on and forwards.
  */
 import { describe, expect, it } from 'vitest';
-import { canonicalizeTarget, MAX_TARGET_LENGTH } from '../../src/gateway/hygiene.ts';
+import { canonicalizeTarget, MAX_TARGET_LENGTH } from '../../src/http/canonical-path.ts';
 
 describe('canonical forms', () => {
   it.each([

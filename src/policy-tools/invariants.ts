@@ -1,9 +1,9 @@
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ACTIONS, isWorkspaceRole, NO_TARGET, SUBJECTS, TARGET_ROLES, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
-import type { Route } from '../gateway/route-map.ts';
-import { ROUTES_FILE, type PolicyBundle } from './policy-bundle.ts';
-import { lineRef, policyFilePath, traceDecision } from './policy-trace.ts';
+import type { Route } from '../policy/route-map.ts';
+import { ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
+import { lineRef, policyFilePath, traceDecision } from './trace.ts';
 
 /**
  * Invariants (`policies/invariants.yaml`): properties `check` proves over the complete

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
 import type { NativeHandlers } from '../app.ts';
 import { problem } from '../http/problem.ts';
-import { createInvite, guestInviteBody, inviteView, type CreatedInvite, type InviteRow } from '../invites/invites.ts';
-import { deactivateMintedTokens } from '../tokens/deactivate.ts';
-import type { NativeDeps } from '../native/index.ts';
-import { audit, fail, iso, json, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
+import { createInvite, guestInviteBody, inviteView, type CreatedInvite, type InviteRow } from './invites/routes.ts';
+import { deactivateMintedTokens } from './token-deactivation.ts';
+import type { NativeDeps } from './index.ts';
+import { audit, fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 /** Project guests: access to one project without workspace membership. */
 export function guestHandlers(deps: NativeDeps): NativeHandlers {

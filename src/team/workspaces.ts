@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { NativeHandlers } from '../app.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
-import type { NativeDeps } from '../native/index.ts';
+import type { NativeDeps } from './index.ts';
 import { problem } from '../http/problem.ts';
-import { audit, ensureUser, fail, json, newId, ok, respond, userOf, type Result } from '../native/support.ts';
+import { audit, ensureUser, fail, json, newId, ok, respond, userOf, type Result } from './common.ts';
 
 export const workspaceName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 

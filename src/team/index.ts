@@ -1,12 +1,12 @@
 import type { NativeHandlers } from '../app.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Db } from '../db/client.ts';
-import { guestHandlers } from '../guests/guests.ts';
-import { inviteHandlers } from '../invites/invites.ts';
-import { memberHandlers } from '../members/members.ts';
-import { projectHandlers } from '../projects/projects.ts';
-import { tokenHandlers } from '../tokens/tokens.ts';
-import { workspaceHandlers } from '../workspaces/workspaces.ts';
+import { guestHandlers } from './guests.ts';
+import { inviteHandlers } from './invites/routes.ts';
+import { memberHandlers } from './members.ts';
+import { projectHandlers } from './projects.ts';
+import { tokenHandlers } from './tokens.ts';
+import { workspaceHandlers } from './workspaces.ts';
 
 /** What the gateway's own API needs. */
 export interface NativeDeps {

@@ -4,8 +4,8 @@ import type { NativeContext, NativeHandlers } from '../app.ts';
 import { generatePrivateKey, generatePublicKey } from '../authn/keys.ts';
 import { sha256 } from '../db/access-repo.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from '../native/index.ts';
-import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from '../native/support.ts';
+import type { NativeDeps } from './index.ts';
+import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const tokenName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const createTokenBody = z.strictObject({ name: tokenName });

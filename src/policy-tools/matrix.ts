@@ -1,6 +1,6 @@
 import { ACTIONS, NO_TARGET, TARGET_ROLES, type Action, type Subject } from '../domain.ts';
-import type { DecisionRow } from './decision-table.ts';
-import type { PolicyBundle } from './policy-bundle.ts';
+import type { DecisionRow } from '../policy/decision-table.ts';
+import type { PolicyBundle } from '../policy/bundle.ts';
 
 /** The complete decision table of one policy revision (CONTRACT §6 `matrix --format json`). */
 export interface Matrix {
