@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { createNodeHandlers, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
@@ -12,10 +11,12 @@ import { AccessRepo } from './db/access-repo.ts';
 import { openDb, type Db } from './db/client.ts';
 import { migrate } from './db/migrations.ts';
 import { createForwarder } from './pipeline/forward.ts';
-import type { GateOutcome } from './gateway/gate.ts';
+import type { GateOutcome } from './pipeline/types.ts';
 import { createDecisionLog } from './log/decision-log.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
+import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
+import type { NativeHandlers } from './team/types.ts';
 
 export type ServeConfig = Config & {
   upstreamUrl: URL;

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { problemBody, type Problem, problem } from '../http/problem.ts';
-import { normalizeHeaderName } from '../gateway/gate.ts';
+import { normalizeHeaderName } from '../http/headers.ts';
+import { problem, sendProblem, type Problem } from '../http/problem.ts';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies still see. */
 const HOP_BY_HOP = new Set([
@@ -159,14 +159,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const port = options.upstream.port || (secure ? 443 : 80);
 
   function answer(outgoing: ServerResponse, p: Problem, requestId: string): number {
-    const body = problemBody(p, { requestId });
-    if (!outgoing.headersSent) {
-      outgoing.writeHead(body.status, { 'content-type': 'application/problem+json', 'x-request-id': requestId });
-      outgoing.end(JSON.stringify(body));
-    } else {
-      outgoing.destroy();
-    }
-    return body.status;
+    return sendProblem(outgoing, p, { requestId });
   }
 
   function forward(req: ForwardRequest): void {

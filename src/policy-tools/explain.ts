@@ -9,7 +9,7 @@ import {
   type WorkspaceRole,
 } from '../domain.ts';
 import { canonicalizeTarget } from '../http/canonical-path.ts';
-import type { GateOutcome } from '../gateway/gate.ts';
+import type { GateOutcome } from '../pipeline/types.ts';
 import type { Route } from '../policy/route-map.ts';
 import type { Target } from '../policy/decision-table.ts';
 import { ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';

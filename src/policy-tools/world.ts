@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { GUEST_ROLES, isGuestRole, WORKSPACE_ROLES } from '../domain.ts';
 import { generatePrivateKey, generatePublicKey } from '../authn/keys.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
-import { sha256 } from '../db/access-repo.ts';
+import { sha256 } from '../crypto/hash.ts';
 import type { Db } from '../db/client.ts';
 
 /**

@@ -1,18 +1,18 @@
 import type { z } from 'zod';
-import type { NativeHandlers } from '../app.ts';
+import { defineNative, type NativeDeps, type NativeHandlers } from './types.ts';
 import { problem } from '../http/problem.ts';
 import { createInvite, guestInviteBody, inviteView, type CreatedInvite, type InviteRow } from './invites/routes.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
-import type { NativeDeps } from './index.ts';
-import { audit, fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
+import { audit } from '../db/audit.ts';
+import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 /** Project guests: access to one project without workspace membership. */
 export function guestHandlers(deps: NativeDeps): NativeHandlers {
   const { db, now } = deps;
   return {
-    'GET /v1/workspaces/{ws}/projects/{p}/guests': {
+    'GET /v1/workspaces/{ws}/projects/{p}/guests': defineNative({
       async handle(ctx) {
-        const p = ctx.outcome.params['p']!;
+        const p = ctx.param('p');
         const guests = await db.execute({
           sql: `SELECT g.user_id, u.email, g.role, g.added_at FROM project_guests g JOIN users u ON u.id = g.user_id
                 WHERE g.project_id = ? ORDER BY u.email, g.user_id`,
@@ -33,33 +33,33 @@ export function guestHandlers(deps: NativeDeps): NativeHandlers {
           invites: invites.rows.map((r) => inviteView(r as unknown as InviteRow, at)),
         });
       },
-    },
+    }),
 
-    'POST /v1/workspaces/{ws}/projects/{p}/guests': {
+    'POST /v1/workspaces/{ws}/projects/{p}/guests': defineNative({
       body: guestInviteBody,
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const p = ctx.outcome.params['p']!;
-        const body = ctx.body as z.infer<typeof guestInviteBody>;
+        const ws = ctx.param('ws');
+        const p = ctx.param('p');
+        const body = ctx.body;
         const actor = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<CreatedInvite>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'guest:invite', target: body.role }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           return createInvite(tx, deps, { workspaceId: ws, projectId: p, email: body.email, role: body.role, invitedBy: actor.id, requestId: ctx.requestId });
         });
         return respond(ctx, result, 201);
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/projects/{p}/guests/{user}': {
+    'DELETE /v1/workspaces/{ws}/projects/{p}/guests/{user}': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const p = ctx.outcome.params['p']!;
-        const target = ctx.outcome.params['user']!;
+        const ws = ctx.param('ws');
+        const p = ctx.param('p');
+        const target = ctx.param('user');
         const actor = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<{ removed: string; project_id: string; deactivated_tokens: number }>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'guest:remove' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const removed = await tx.execute({ sql: 'DELETE FROM project_guests WHERE project_id = ? AND user_id = ? RETURNING role', args: [p, target] });
           if (removed.rows.length === 0) return fail(problem('not_found', 'no such guest on this project'));
           const at = now();
@@ -76,6 +76,6 @@ export function guestHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
   };
 }

@@ -1,21 +1,10 @@
-import type { NativeHandlers } from '../app.ts';
-import type { SecretBox } from '../crypto/secret-box.ts';
-import type { Db } from '../db/client.ts';
 import { guestHandlers } from './guests.ts';
 import { inviteHandlers } from './invites/routes.ts';
 import { memberHandlers } from './members.ts';
 import { projectHandlers } from './projects.ts';
 import { tokenHandlers } from './tokens.ts';
+import type { NativeDeps, NativeHandlers } from './types.ts';
 import { workspaceHandlers } from './workspaces.ts';
-
-/** What the gateway's own API needs. */
-export interface NativeDeps {
-  db: Db;
-  secretBox: SecretBox;
-  inviteUrl: string;
-  inviteTtlDays: number;
-  now: () => number;
-}
 
 /** Every native route's handler, keyed by route id (`METHOD PATTERN` in policies/routes.txt). */
 export function createNativeHandlers(deps: NativeDeps): NativeHandlers {

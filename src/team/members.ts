@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
-import type { NativeContext, NativeHandlers } from '../app.ts';
+import { defineNative, type NativeContext, type NativeDeps, type NativeHandlers } from './types.ts';
 import { WORKSPACE_ROLES, isWorkspaceRole, type WorkspaceRole } from '../domain.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from './index.ts';
-import { audit, fail, iso, isLastOwnerError, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
+import { isLastOwnerError } from '../db/errors.ts';
+import { audit } from '../db/audit.ts';
+import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 import { inviteView, type InviteRow } from './invites/routes.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
 
@@ -32,14 +33,14 @@ async function memberView(tx: { execute: Transaction['execute'] }, ws: string, u
 export function memberHandlers(deps: NativeDeps): NativeHandlers {
   const { db, now } = deps;
 
-  async function removeMember(ctx: NativeContext, targetUserId: string, leaving: boolean): Promise<Result<{ removed: string; deactivated_tokens: number }>> {
-    const ws = ctx.outcome.params['ws']!;
+  async function removeMember(ctx: NativeContext<unknown>, targetUserId: string, leaving: boolean): Promise<Result<{ removed: string; deactivated_tokens: number }>> {
+    const ws = ctx.param('ws');
     const actor = userOf(ctx.outcome);
     return db.write(async (tx) => {
       const current = await memberView(tx, ws, targetUserId);
       if (!current) return fail(problem('not_found', 'no such member in this workspace'));
       const checked = await reauthorize(tx, ctx.outcome, [{ action: leaving ? 'member:leave' : 'member:remove', target: current.role }]);
-      if ('code' in checked) return fail(checked);
+      if (!checked.ok) return fail(checked.problem);
       const at = now();
       try {
         await tx.execute({ sql: 'DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?', args: [ws, targetUserId] });
@@ -68,9 +69,9 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
   }
 
   return {
-    'GET /v1/workspaces/{ws}/members': {
+    'GET /v1/workspaces/{ws}/members': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
+        const ws = ctx.param('ws');
         const members = await db.execute({
           sql: `SELECT m.user_id, u.email, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
                 WHERE m.workspace_id = ?
@@ -94,14 +95,14 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
           invites: invites.rows.map((r) => inviteView(r as unknown as InviteRow, at)),
         });
       },
-    },
+    }),
 
-    'PATCH /v1/workspaces/{ws}/members/{user}': {
+    'PATCH /v1/workspaces/{ws}/members/{user}': defineNative({
       body: updateRoleBody,
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const target = ctx.outcome.params['user']!;
-        const { role: next } = ctx.body as z.infer<typeof updateRoleBody>;
+        const ws = ctx.param('ws');
+        const target = ctx.param('user');
+        const { role: next } = ctx.body;
         const actor = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<MemberView & { deactivated_tokens: number }>> => {
           const current = await memberView(tx, ws, target);
@@ -111,7 +112,7 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
             { action: 'member:update-role', target: current.role },
             { action: 'member:invite', target: next },
           ]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           if (current.role === next) return ok({ ...current, deactivated_tokens: 0 });
           const at = now();
           try {
@@ -145,18 +146,18 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/members/{user}': {
+    'DELETE /v1/workspaces/{ws}/members/{user}': defineNative({
       async handle(ctx) {
-        return respond(ctx, await removeMember(ctx, ctx.outcome.params['user']!, false));
+        return respond(ctx, await removeMember(ctx, ctx.param('user'), false));
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/members/me': {
+    'DELETE /v1/workspaces/{ws}/members/me': defineNative({
       async handle(ctx) {
         return respond(ctx, await removeMember(ctx, userOf(ctx.outcome).id, true));
       },
-    },
+    }),
   };
 }

@@ -1,6 +1,6 @@
 import { isWorkspaceRole, type WorkspaceRole } from '../domain.ts';
 import type { Db } from '../db/client.ts';
-import { audit } from './common.ts';
+import { audit } from '../db/audit.ts';
 
 export interface TransferOptions {
   workspaceId: string;

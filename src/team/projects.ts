@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import type { NativeHandlers } from '../app.ts';
+import { defineNative, type NativeDeps, type NativeHandlers } from './types.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from './index.ts';
-import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from './common.ts';
+import { newId } from '../crypto/ids.ts';
+import { audit } from '../db/audit.ts';
+import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const projectName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const projectBody = z.strictObject({ name: projectName });
@@ -21,9 +22,9 @@ function projectView(row: Record<string, unknown>) {
 export function projectHandlers(deps: NativeDeps): NativeHandlers {
   const { db, now } = deps;
   return {
-    'GET /v1/workspaces/{ws}/projects': {
+    'GET /v1/workspaces/{ws}/projects': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
+        const ws = ctx.param('ws');
         const user = userOf(ctx.outcome);
         // A workspace role covers every project; a guest-only caller sees the projects they are a guest of.
         const r = ctx.outcome.access?.workspaceRole
@@ -38,17 +39,17 @@ export function projectHandlers(deps: NativeDeps): NativeHandlers {
             });
         return json(200, { projects: r.rows.map((row) => projectView(row as unknown as Record<string, unknown>)) });
       },
-    },
+    }),
 
-    'POST /v1/workspaces/{ws}/projects': {
+    'POST /v1/workspaces/{ws}/projects': defineNative({
       body: projectBody,
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const { name } = ctx.body as z.infer<typeof projectBody>;
+        const ws = ctx.param('ws');
+        const { name } = ctx.body;
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<ReturnType<typeof projectView>>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'project:create' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const at = now();
           const id = newId('prj');
           await tx.execute({
@@ -60,30 +61,30 @@ export function projectHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result, 201);
       },
-    },
+    }),
 
-    'GET /v1/workspaces/{ws}/projects/{p}': {
+    'GET /v1/workspaces/{ws}/projects/{p}': defineNative({
       async handle(ctx) {
         const r = await db.execute({
           sql: 'SELECT * FROM projects WHERE id = ? AND workspace_id = ? AND deleted_at IS NULL',
-          args: [ctx.outcome.params['p']!, ctx.outcome.params['ws']!],
+          args: [ctx.param('p'), ctx.param('ws')],
         });
         const row = r.rows[0];
         if (!row) return respond(ctx, fail(problem('not_found', 'no such project in this workspace')));
         return json(200, projectView(row as unknown as Record<string, unknown>));
       },
-    },
+    }),
 
-    'PATCH /v1/workspaces/{ws}/projects/{p}': {
+    'PATCH /v1/workspaces/{ws}/projects/{p}': defineNative({
       body: projectBody,
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const p = ctx.outcome.params['p']!;
-        const { name } = ctx.body as z.infer<typeof projectBody>;
+        const ws = ctx.param('ws');
+        const p = ctx.param('p');
+        const { name } = ctx.body;
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<ReturnType<typeof projectView>>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'project:update' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const at = now();
           const r = await tx.execute({
             sql: 'UPDATE projects SET name = ?, updated_at = ? WHERE id = ? AND workspace_id = ? AND deleted_at IS NULL RETURNING *',
@@ -96,16 +97,16 @@ export function projectHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/projects/{p}': {
+    'DELETE /v1/workspaces/{ws}/projects/{p}': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const p = ctx.outcome.params['p']!;
+        const ws = ctx.param('ws');
+        const p = ctx.param('p');
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<{ deleted: string; deactivated_tokens: number }>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'project:delete' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const at = now();
           await tx.execute({ sql: 'UPDATE projects SET deleted_at = ? WHERE id = ? AND workspace_id = ?', args: [at, p, ws] });
           // The project's tokens stop working, its guests lose access, its pending guest invites die.
@@ -127,6 +128,6 @@ export function projectHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
   };
 }

@@ -1,5 +1,5 @@
 import type { Transaction } from '@libsql/client';
-import { audit } from './common.ts';
+import { audit } from '../db/audit.ts';
 
 /** Who causes a deactivation, for the audit log. */
 export interface DeactivationCause {

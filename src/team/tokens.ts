@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
-import type { NativeContext, NativeHandlers } from '../app.ts';
+import { defineNative, type NativeContext, type NativeDeps, type NativeHandlers } from './types.ts';
 import { generatePrivateKey, generatePublicKey } from '../authn/keys.ts';
-import { sha256 } from '../db/access-repo.ts';
+import { sha256 } from '../crypto/hash.ts';
 import { problem } from '../http/problem.ts';
-import type { NativeDeps } from './index.ts';
-import { audit, fail, iso, json, newId, ok, reauthorize, respond, userOf, type Result } from './common.ts';
+import { newId } from '../crypto/ids.ts';
+import { audit } from '../db/audit.ts';
+import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const tokenName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 const createTokenBody = z.strictObject({ name: tokenName });
@@ -48,7 +49,7 @@ export function authJson(host: string, publicKey: string, privateKey: string) {
   return { 'http-basic': { [host]: { username: publicKey, password: privateKey } } };
 }
 
-function repositoryHost(ctx: NativeContext): string {
+function repositoryHost(ctx: NativeContext<unknown>): string {
   const host = ctx.c.req.header('host') ?? 'localhost';
   return /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : 'localhost';
 }
@@ -58,9 +59,9 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
   const { db, now, secretBox } = deps;
 
   /** Mints a token for the caller in the transaction; the caller's role is re-checked under the lock first. */
-  async function mint(tx: Transaction, ctx: NativeContext, name: string, at: number) {
-    const ws = ctx.outcome.params['ws']!;
-    const p = ctx.outcome.params['p']!;
+  async function mint(tx: Transaction, ctx: NativeContext<unknown>, name: string, at: number) {
+    const ws = ctx.param('ws');
+    const p = ctx.param('p');
     const user = userOf(ctx.outcome);
     const id = newId('tok');
     const publicKey = generatePublicKey();
@@ -83,31 +84,31 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
     return { row, privateKey };
   }
 
-  async function tokenRow(tx: { execute: Transaction['execute'] }, ctx: NativeContext): Promise<TokenRow | undefined> {
+  async function tokenRow(tx: { execute: Transaction['execute'] }, ctx: NativeContext<unknown>): Promise<TokenRow | undefined> {
     const r = await tx.execute({
       sql: 'SELECT * FROM tokens WHERE id = ? AND project_id = ? AND workspace_id = ?',
-      args: [ctx.outcome.params['t']!, ctx.outcome.params['p']!, ctx.outcome.params['ws']!],
+      args: [ctx.param('t'), ctx.param('p'), ctx.param('ws')],
     });
     return r.rows[0] as unknown as TokenRow | undefined;
   }
 
-  const withKeys = (ctx: NativeContext, row: TokenRow, privateKey: string) => ({
+  const withKeys = (ctx: NativeContext<unknown>, row: TokenRow, privateKey: string) => ({
     token: { ...tokenView(row), private_key: privateKey },
     auth_json: authJson(repositoryHost(ctx), row.public_key, privateKey),
   });
 
   return {
-    'GET /v1/workspaces/{ws}/projects/{p}/tokens': {
+    'GET /v1/workspaces/{ws}/projects/{p}/tokens': defineNative({
       async handle(ctx) {
         const r = await db.execute({
           sql: 'SELECT * FROM tokens WHERE project_id = ? AND workspace_id = ? ORDER BY created_at, id',
-          args: [ctx.outcome.params['p']!, ctx.outcome.params['ws']!],
+          args: [ctx.param('p'), ctx.param('ws')],
         });
         return json(200, { tokens: r.rows.map((row) => tokenView(row as unknown as TokenRow)) });
       },
-    },
+    }),
 
-    'GET /v1/workspaces/{ws}/projects/{p}/tokens/{t}': {
+    'GET /v1/workspaces/{ws}/projects/{p}/tokens/{t}': defineNative({
       async handle(ctx) {
         const row = await tokenRow(db, ctx);
         if (!row) return respond(ctx, fail(problem('not_found', 'no such token in this project')));
@@ -116,18 +117,18 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
         const privateKey = secretBox.open(new Uint8Array(row.secret_ciphertext), row.id, row.key_id);
         return json(200, withKeys(ctx, row, privateKey));
       },
-    },
+    }),
 
-    'POST /v1/workspaces/{ws}/projects/{p}/tokens': {
+    'POST /v1/workspaces/{ws}/projects/{p}/tokens': defineNative({
       body: createTokenBody,
       async handle(ctx) {
-        const { name } = ctx.body as z.infer<typeof createTokenBody>;
+        const { name } = ctx.body;
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<ReturnType<typeof withKeys>>> => {
           // Under the write lock: a concurrent removal either committed (and this is refused) or
           // commits after (and deactivates this token). No active token of a removed member survives.
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'token:create' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const at = now();
           const { row, privateKey } = await mint(tx, ctx, name, at);
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.minted', target: `token:${row.id}`, detail: { project_id: row.project_id, name, minted_as: row.minted_as }, requestId: ctx.requestId, at });
@@ -135,14 +136,14 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result, 201);
       },
-    },
+    }),
 
-    'POST /v1/workspaces/{ws}/projects/{p}/tokens/{t}/rotate': {
+    'POST /v1/workspaces/{ws}/projects/{p}/tokens/{t}/rotate': defineNative({
       async handle(ctx) {
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<ReturnType<typeof withKeys> & { rotated: string }>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'token:rotate' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const old = await tokenRow(tx, ctx);
           if (!old) return fail(problem('not_found', 'no such token in this project'));
           if (Number(old.active) !== 1) return fail(problem('conflict', 'only an active token can be rotated'));
@@ -158,14 +159,14 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/projects/{p}/tokens/{t}': {
+    'DELETE /v1/workspaces/{ws}/projects/{p}/tokens/{t}': defineNative({
       async handle(ctx) {
         const user = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<{ token: ReturnType<typeof tokenView> }>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'token:revoke' }]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           const row = await tokenRow(tx, ctx);
           if (!row) return fail(problem('not_found', 'no such token in this project'));
           if (Number(row.active) !== 1) return ok({ token: tokenView(row) });
@@ -176,6 +177,6 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
   };
 }

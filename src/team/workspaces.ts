@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import type { NativeHandlers } from '../app.ts';
+import { defineNative, type NativeDeps, type NativeHandlers } from './types.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
-import type { NativeDeps } from './index.ts';
 import { problem } from '../http/problem.ts';
-import { audit, ensureUser, fail, json, newId, ok, respond, userOf, type Result } from './common.ts';
+import { newId } from '../crypto/ids.ts';
+import { audit } from '../db/audit.ts';
+import { ensureUser, fail, json, ok, respond, userOf, type Result } from './common.ts';
 
 export const workspaceName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
 
@@ -68,31 +69,31 @@ export function workspaceHandlers(deps: NativeDeps): NativeHandlers {
   }
 
   return {
-    'PUT /v1/me/workspace': {
+    'PUT /v1/me/workspace': defineNative({
       body: personalWorkspaceBody,
       bodyOptional: true,
       async handle(ctx) {
         const user = userOf(ctx.outcome);
-        const body = (ctx.body ?? {}) as z.infer<typeof personalWorkspaceBody>;
+        const body = ctx.body ?? {};
         const defaultName = user.email ? `${user.email.split('@')[0]}'s workspace` : 'My workspace';
         const result = await createWorkspace(user, body.name ?? defaultName, true, ctx.requestId);
         if (!result.ok) return respond(ctx, result);
         return json(result.value.created ? 201 : 200, { ...result.value.workspace, created: result.value.created });
       },
-    },
+    }),
 
-    'POST /v1/workspaces': {
+    'POST /v1/workspaces': defineNative({
       body: createWorkspaceBody,
       async handle(ctx) {
         const user = userOf(ctx.outcome);
-        const body = ctx.body as z.infer<typeof createWorkspaceBody>;
+        const body = ctx.body;
         const result = await createWorkspace(user, body.name, false, ctx.requestId);
         if (!result.ok) return respond(ctx, result);
         return json(201, result.value.workspace);
       },
-    },
+    }),
 
-    'GET /v1/me/workspaces': {
+    'GET /v1/me/workspaces': defineNative({
       async handle(ctx) {
         const user = userOf(ctx.outcome);
         const query = new URL(ctx.c.req.url).searchParams;
@@ -126,11 +127,11 @@ export function workspaceHandlers(deps: NativeDeps): NativeHandlers {
                 .map((r) => ({ workspace_id: String(r['workspace_id']), project_id: String(r['project_id']), role: String(r['role']) }));
         return json(200, { workspaces, guest_projects: guestProjects });
       },
-    },
+    }),
 
-    'GET /v1/workspaces/{ws}': {
+    'GET /v1/workspaces/{ws}': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
+        const ws = ctx.param('ws');
         const r = await db.execute({ sql: 'SELECT id, name, created_at FROM workspaces WHERE id = ?', args: [ws] });
         const row = r.rows[0];
         if (!row) return respond(ctx, fail(problem('not_found', 'no such workspace, or you have no access to it')));
@@ -141,6 +142,6 @@ export function workspaceHandlers(deps: NativeDeps): NativeHandlers {
           created_at: new Date(Number(row['created_at'])).toISOString(),
         });
       },
-    },
+    }),
   };
 }

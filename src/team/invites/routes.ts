@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Transaction } from '@libsql/client';
-import type { NativeContext, NativeHandlers } from '../../app.ts';
+import { defineNative, type NativeContext, type NativeDeps, type NativeHandlers } from '../types.ts';
 import { GUEST_ROLES, WORKSPACE_ROLES, isWorkspaceRole, type Action, type WorkspaceRole } from '../../domain.ts';
 import type { DecisionTable } from '../../policy/decision-table.ts';
 import { deactivateMintedTokens } from '../token-deactivation.ts';
-import { sha256 } from '../../db/access-repo.ts';
+import { sha256 } from '../../crypto/hash.ts';
 import { problem } from '../../http/problem.ts';
-import type { NativeDeps } from '../index.ts';
-import { audit, ensureUser, fail, iso, isUniqueViolation, json, newId, ok, reauthorize, respond, userOf, type Result } from '../common.ts';
+import { newId } from '../../crypto/ids.ts';
+import { isUniqueViolation } from '../../db/errors.ts';
+import { audit } from '../../db/audit.ts';
+import { ensureUser, fail, iso, json, ok, reauthorize, respond, userOf, type Result } from '../common.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -177,13 +179,13 @@ export function grantActionOf(invite: Pick<InviteRow, 'project_id'>): Action {
 export function inviteHandlers(deps: NativeDeps): NativeHandlers {
   const { db, now } = deps;
 
-  async function revoke(ctx: NativeContext): Promise<Result<ReturnType<typeof inviteView>>> {
-    const ws = ctx.outcome.params['ws']!;
-    const id = ctx.outcome.params['id']!;
+  async function revoke(ctx: NativeContext<unknown>): Promise<Result<ReturnType<typeof inviteView>>> {
+    const ws = ctx.param('ws');
+    const id = ctx.param('id');
     const actor = userOf(ctx.outcome);
     return db.write(async (tx) => {
       const checked = await reauthorize(tx, ctx.outcome, [{ action: 'invite:revoke' }]);
-      if ('code' in checked) return fail(checked);
+      if (!checked.ok) return fail(checked.problem);
       const invite = await inviteById(tx, ws, id);
       if (!invite) return fail(problem('not_found', 'no such invite in this workspace'));
       if (invite.status !== 'pending') return fail(problem('invite_not_pending', `the invite is ${invite.status}; only a pending invite can be revoked`));
@@ -195,24 +197,24 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
   }
 
   return {
-    'POST /v1/workspaces/{ws}/invites': {
+    'POST /v1/workspaces/{ws}/invites': defineNative({
       body: inviteBody,
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const body = ctx.body as z.infer<typeof inviteBody>;
+        const ws = ctx.param('ws');
+        const body = ctx.body;
         const actor = userOf(ctx.outcome);
         const result = await db.write(async (tx) => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'member:invite', target: body.role }]);
-          if ('code' in checked) return fail<CreatedInvite>(checked);
+          if (!checked.ok) return fail<CreatedInvite>(checked.problem);
           return createInvite(tx, deps, { workspaceId: ws, projectId: null, email: body.email, role: body.role, invitedBy: actor.id, requestId: ctx.requestId });
         });
         return respond(ctx, result, 201);
       },
-    },
+    }),
 
-    'GET /v1/workspaces/{ws}/invites': {
+    'GET /v1/workspaces/{ws}/invites': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
+        const ws = ctx.param('ws');
         const r = await db.execute({ sql: 'SELECT * FROM invites WHERE workspace_id = ? ORDER BY created_at, id', args: [ws] });
         const at = now();
         return json(200, {
@@ -222,18 +224,18 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           }),
         });
       },
-    },
+    }),
 
-    'DELETE /v1/workspaces/{ws}/invites/{id}': {
+    'DELETE /v1/workspaces/{ws}/invites/{id}': defineNative({
       async handle(ctx) {
         return respond(ctx, await revoke(ctx));
       },
-    },
+    }),
 
-    'POST /v1/workspaces/{ws}/invites/{id}/reissue': {
+    'POST /v1/workspaces/{ws}/invites/{id}/reissue': defineNative({
       async handle(ctx) {
-        const ws = ctx.outcome.params['ws']!;
-        const id = ctx.outcome.params['id']!;
+        const ws = ctx.param('ws');
+        const id = ctx.param('id');
         const actor = userOf(ctx.outcome);
         const result = await db.write(async (tx): Promise<Result<CreatedInvite>> => {
           const invite = await inviteById(tx, ws, id);
@@ -244,7 +246,7 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
             { action: 'invite:reissue', target: role },
             { action: grantActionOf(invite), target: role },
           ]);
-          if ('code' in checked) return fail(checked);
+          if (!checked.ok) return fail(checked.problem);
           if (invite.status !== 'pending' && invite.status !== 'expired') {
             return fail(problem('invite_not_pending', `the invite is ${invite.status}; only a pending or expired invite can be re-issued`));
           }
@@ -274,11 +276,11 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
 
-    'GET /v1/invites/{token}': {
+    'GET /v1/invites/{token}': defineNative({
       async handle(ctx) {
-        const found = await inviteByLink(db, ctx.outcome.params['token']!);
+        const found = await inviteByLink(db, ctx.param('token'));
         if (!found) return respond(ctx, fail(problem('not_found', 'no such invite link')));
         const at = now();
         const gone = linkProblem(found, at) ?? (await senderCannotGrant(db, found.invite, ctx.outcome.bundle.table));
@@ -300,12 +302,12 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
           status: effectiveStatus(i, at),
         });
       },
-    },
+    }),
 
-    'POST /v1/invites/{token}/accept': {
+    'POST /v1/invites/{token}/accept': defineNative({
       async handle(ctx) {
         const user = userOf(ctx.outcome);
-        const token = ctx.outcome.params['token']!;
+        const token = ctx.param('token');
         const result = await db.write(async (tx): Promise<Result<{ workspace_id: string; project_id?: string; role: string }>> => {
           // Inside the write lock: of any number of concurrent accepts, exactly one sees "pending".
           const found = await inviteByLink(tx, token);
@@ -368,6 +370,6 @@ export function inviteHandlers(deps: NativeDeps): NativeHandlers {
         });
         return respond(ctx, result);
       },
-    },
+    }),
   };
 }
