@@ -1,4 +1,4 @@
-import { loadConfig, requireServeConfig, ConfigError } from '../config.ts';
+import { loadServeConfig, ConfigError } from '../config.ts';
 import { PolicyError } from '../authz/policy-bundle.ts';
 import { PolicySourceError } from '../authz/policy-source.ts';
 import { refuseDemoCredentials } from '../demo/credentials.ts';
@@ -21,8 +21,7 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
 `,
   async run(argv, io) {
     parseCommandArgs(argv, {});
-    const config = loadConfig(io.env);
-    requireServeConfig(config);
+    const config = loadServeConfig(io.env);
     await refuseDemoCredentials(config);
     let gateway;
     try {

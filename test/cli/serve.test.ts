@@ -25,6 +25,7 @@ beforeAll(async () => {
     GATE_JWT_AUDIENCE: TEST_AUDIENCE,
     GATE_JWT_SECRET: TEST_SECRET,
     GATE_TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    GATE_INVITE_URL: 'https://app.packagento.test/invites/{token}',
   };
 });
 afterAll(async () => {
