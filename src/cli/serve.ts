@@ -4,6 +4,7 @@ import { PolicySourceError } from '../authz/policy-source.ts';
 import { refuseDemoCredentials } from '../demo/credentials.ts';
 import { startGateway } from '../main.ts';
 import { EXIT_OK, EXIT_USAGE, parseCommandArgs, type Command } from './command.ts';
+import { isDatabaseError, databaseError, probeDatabase } from './database.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -22,6 +23,9 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
   async run(argv, io) {
     parseCommandArgs(argv, {});
     const config = loadServeConfig(io.env);
+    // The database is reached before anything else, so an unreachable one is a one-line
+    // configuration error naming GATE_DATABASE_URL (serve creates a new embedded file).
+    await probeDatabase(config);
     await refuseDemoCredentials(config);
     let gateway;
     try {
@@ -32,6 +36,7 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
         return EXIT_USAGE;
       }
       if (err instanceof ConfigError) throw err;
+      if (isDatabaseError(err)) throw databaseError(err, config);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE' || code === 'EACCES') {
         io.stderr(`packagento-gate serve: GATE_PORT: cannot listen on ${config.host}:${config.port} (${code})\n`);
