@@ -24,7 +24,8 @@ export function printableDatabaseUrl(url: string): string {
 function reasonOf(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
   const cause = e?.cause;
-  if (typeof cause?.code === 'string') return cause.code;
+  // A socket error (ECONNREFUSED, ENOTFOUND…) says it all; undici's own message ("fetch failed") does not.
+  if (typeof cause?.code === 'string' && /^E[A-Z]+$/.test(cause.code)) return cause.code;
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = typeof e?.message === 'string' ? e.message.split('\n')[0]!.replace(/^[A-Z_]+: /, '') : String(err);
   return code && !message.includes(code) ? `${code}: ${message}` : message;

@@ -23,10 +23,10 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
   async run(argv, io) {
     parseCommandArgs(argv, {});
     const config = loadServeConfig(io.env);
-    // The database is reached before anything else, so an unreachable one is a one-line
+    await refuseDemoCredentials(config);
+    // The database is reached before anything else starts, so an unreachable one is a one-line
     // configuration error naming GATE_DATABASE_URL (serve creates a new embedded file).
     await probeDatabase(config);
-    await refuseDemoCredentials(config);
     let gateway;
     try {
       gateway = await startGateway(config, { watchPolicy: true, handleSignals: true });
