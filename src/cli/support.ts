@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { loadConfig } from '../config.ts';
 import { WORKSPACE_ROLES, isWorkspaceRole } from '../domain.ts';
 import { migrate } from '../db/migrations.ts';
-import { transferOwnership } from '../support/transfer-ownership.ts';
+import { transferOwnership } from '../team/ownership-transfer.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, UsageError, type Command } from './command.ts';
 import { asDatabaseError, openDatabaseForCommand } from './database.ts';
 

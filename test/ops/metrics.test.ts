@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMetrics, MAX_ROUTE_LABELS } from '../../src/ops/metrics.ts';
+import { createMetrics, MAX_ROUTE_LABELS } from '../../src/telemetry/metrics.ts';
 import { KNOWN_DEFAULT_METRIC_LINT, promtoolCheck } from '../helpers/promtool.ts';
 
 /** The sample lines of one metric family (no comments). */

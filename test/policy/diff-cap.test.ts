@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecisionChange, PolicyDiff } from '../../src/authz/policy-diff.ts';
+import type { DecisionChange, PolicyDiff } from '../../src/policy-tools/diff.ts';
 import { renderDiffMd } from '../../src/cli/format/diff.ts';
 import { copyPolicies, runCli } from './helpers.ts';
 
