@@ -12,7 +12,7 @@ export interface Logger {
 }
 
 /** JSON-lines operational log (not decisions; those go to the decision log). */
-export function createLogger(level: LogLevel, sink: LineSink = (l) => process.stderr.write(l + '\n')): Logger {
+export function createLogger(level: LogLevel, sink: LineSink = (l) => safeStderrWrite(l + '\n')): Logger {
   const min = LOG_LEVELS.indexOf(level);
   const log = (lvl: LogLevel) => (msg: string, fields: Record<string, unknown> = {}) => {
     if (LOG_LEVELS.indexOf(lvl) < min) return;
@@ -25,4 +25,18 @@ export function createLogger(level: LogLevel, sink: LineSink = (l) => process.st
 export function errorFields(err: unknown): Record<string, unknown> {
   if (err instanceof Error) return { error: err.message, error_name: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') };
   return { error: String(err) };
+}
+
+let stderrGuarded = false;
+/** Writes to stderr; a closed stderr (EPIPE) is ignored instead of crashing the process. */
+export function safeStderrWrite(text: string): void {
+  if (!stderrGuarded) {
+    stderrGuarded = true;
+    process.stderr.on('error', () => undefined);
+  }
+  try {
+    process.stderr.write(text);
+  } catch {
+    // stderr gone: nothing left to tell.
+  }
 }
