@@ -286,3 +286,37 @@ describe('retries', () => {
     expect(up.seen.filter((s) => s.target === '/repo/p2/stale.json')).toHaveLength(2);
   });
 });
+
+describe('fault 14: upstream failures are logged on stderr at warn, with their cause', () => {
+  const isWarn = (l: Record<string, any>) => l.level === 'warn' || l.level === 40;
+  const upstreamWarnings = () => gate.logs.filter((l) => isWarn(l) && /upstream/i.test(String(l.msg)));
+
+  test('a 502 (reset before the head) and a 504 (no head in time) each leave a warn line naming the cause', async () => {
+    const before = upstreamWarnings().length;
+    up.script = (s) => s.resetAndDestroy();
+    const reset = await exchange(gate.port, get('/repo/p2/reset.json'));
+    expect(reset.status).toBe(502);
+    up.script = () => undefined;
+    const silent = await exchange(gate.port, get('/repo/p2/silent.json'), { timeoutMs: UPSTREAM_TIMEOUT_MS + 3000 });
+    expect(silent.status).toBe(504);
+    await waitUntil(() => upstreamWarnings().length >= before + 2, 'two upstream warnings', 5000);
+    const lines = upstreamWarnings().slice(before);
+    const of = (status: number) => lines.find((l) => l.status === status);
+    expect(of(502)).toMatchObject({ kind: 'connect', request_id: expect.any(String) });
+    expect(String(of(502)!.cause)).toMatch(/ECONNRESET|socket hang up/);
+    expect(of(504)).toMatchObject({ kind: 'timeout', request_id: expect.any(String) });
+    // Never credentials or the query in the log.
+    expect(JSON.stringify(lines)).not.toContain(token.slice(6, 30));
+    await expectHealthy();
+  });
+
+  test('an invalid answer and a cut mid-body are logged too', async () => {
+    const before = upstreamWarnings().length;
+    await run((s) => s.write('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok'));
+    await run((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nten bytes.', () => setTimeout(() => s.resetAndDestroy(), 50)));
+    await waitUntil(() => upstreamWarnings().length >= before + 2, 'two upstream warnings', 5000);
+    const kinds = upstreamWarnings().slice(before).map((l) => l.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['invalid_response', 'reset']));
+    await expectHealthy();
+  });
+});
