@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { problem, type Problem } from '../http/problem.ts';
-import { sha256, type AccessRepo } from '../db/access-repo.ts';
+import type { AccessRepo } from '../db/access-repo.ts';
+import { sha256 } from '../crypto/hash.ts';
 import type { JwtVerifier } from './jwt.ts';
 import { isWellFormedPrivateKey, isWellFormedPublicKey } from './keys.ts';
 
@@ -67,9 +68,6 @@ export interface Authenticator {
   token(credentials: Credentials): Promise<Principal | Problem>;
 }
 
-export function isProblem(value: unknown): value is Problem {
-  return typeof value === 'object' && value !== null && 'code' in value && 'detail' in value;
-}
 
 export function createAuthenticator(deps: { jwt: JwtVerifier; access: AccessRepo }): Authenticator {
   const bearer = { 'www-authenticate': BEARER_CHALLENGE };

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { seedWorld, type SeededWorld, type World } from '../../src/authz/world.ts';
+import { seedWorld, type SeededWorld, type World } from '../../src/policy-tools/world.ts';
 import { createSecretBox } from '../../src/crypto/secret-box.ts';
 import { openDb } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrations.ts';
