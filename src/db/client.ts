@@ -14,7 +14,6 @@ import {
   type Transaction,
 } from '@libsql/client';
 import Database from 'libsql';
-import { createLogger, errorFields } from '../log/logger.ts';
 
 /** What the database layer tells the operational log (the gateway's logger). */
 export interface DbLogger {
@@ -31,6 +30,19 @@ export interface DbOptions {
   /** How often the file's identity is compared with the path (embedded files). */
   identityCheckMs?: number | undefined;
   logger?: DbLogger | undefined;
+}
+
+/** Without the gateway's logger (tools, tests): the operational log's JSON lines on stderr. */
+const stderrLogger: DbLogger = {
+  info: (msg, fields = {}) => writeStderr('info', msg, fields),
+  error: (msg, fields = {}) => writeStderr('error', msg, fields),
+};
+function writeStderr(level: string, msg: string, fields: Record<string, unknown>): void {
+  try {
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+  } catch {
+    // stderr closed: nothing to tell
+  }
 }
 
 /** GATE_DB_WRITE_TIMEOUT_MS's default. */
@@ -393,7 +405,7 @@ function isGatewayDatabase(path: string): boolean {
  *   database is back at the path it is reopened.
  */
 function createFileDb(path: string, firstClient: Client, reopenClient: () => Promise<Client>, options: DbOptions): Db {
-  const logger: DbLogger = options.logger ?? createLogger('info');
+  const logger: DbLogger = options.logger ?? stderrLogger;
   const writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const stats = { busy: 0 };
   const queue = createDeadlineQueue();
@@ -446,7 +458,7 @@ function createFileDb(path: string, firstClient: Client, reopenClient: () => Pro
       logger.info('database reopened', { path, was });
     } catch (err) {
       closeConnections();
-      logger.error('database reopen failed', { path, ...errorFields(err) });
+      logger.error('database reopen failed', { path, error: (err as Error).message });
     }
   };
 

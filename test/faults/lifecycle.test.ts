@@ -10,6 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { tuningOf } from '../../src/main.ts';
 import { ACME } from '../helpers/gateway.ts';
 import { sleep, startGateProcess, waitUntil } from '../helpers/gate-process.ts';
 import { exchange, rawRequestText } from '../helpers/raw-exchange.ts';
@@ -103,13 +105,10 @@ describe('fault 12: an empty or truncated policy.csv never goes live', () => {
 
 describe('fault 13: SIGTERM behind a client that keeps connecting', () => {
   test('readyz 503 at once, new connections served through the grace period, then refused; in-flight requests drain', async () => {
-    const GRACE = 1500;
-    const DRAIN = 3000;
-    const gate = await startGateProcess({
-      upstreamUrl: up.url,
-      world: ACME,
-      env: { GATE_SHUTDOWN_GRACE_MS: String(GRACE), GATE_DRAIN_TIMEOUT_MS: String(DRAIN) },
-    });
+    const env = { GATE_SHUTDOWN_GRACE_MS: '1500', GATE_DRAIN_TIMEOUT_MS: '3000', GATE_UPSTREAM_TIMEOUT_MS: '20000' };
+    // What the gateway will use (the CONTRACT §2 defaults, 5 s and 8 s, where the config does not read the variables).
+    const { shutdownGraceMs: GRACE, drainTimeoutMs: DRAIN } = tuningOf(loadConfig(env));
+    const gate = await startGateProcess({ upstreamUrl: up.url, world: ACME, env });
     const token = await gate.auth('t1');
     up.script = (s, seen, ctx) => {
       const answer = () => !s.destroyed && s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nGOOD');
@@ -145,8 +144,8 @@ describe('fault 13: SIGTERM behind a client that keeps connecting', () => {
     })();
     const code = await gate.exited;
     const exitedAfter = Date.now() - termAt;
-    stop = true;
     await connector;
+    stop = true;
     const slowAnswer = await slow;
     await gate.stop();
 
