@@ -10,6 +10,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import type { JwtKeyConfig } from '../config.ts';
+import { foldEmail } from '../domain.ts';
 
 /** Allowed clock skew for exp / nbf / iat, in seconds. */
 export const CLOCK_TOLERANCE_S = 5;
@@ -103,14 +104,7 @@ export function userIdProblem(sub: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Emails compare case-insensitively in ASCII only (CONTRACT §3): `A`–`Z` fold to
- * `a`–`z` and nothing else folds. `toLowerCase()` applies full Unicode rules, under
- * which the Kelvin sign U+212A becomes `k` — so `\u212Aate@…` would equal `kate@…`.
- */
-export function foldEmail(email: string): string {
-  return email.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-}
+export { foldEmail };
 
 /** Keys are imported once, here; a bad key fails at construction, not on a request. */
 export async function createJwtVerifier(options: JwtVerifierOptions): Promise<JwtVerifier> {
