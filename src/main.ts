@@ -5,6 +5,8 @@ import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
 import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
 import { PolicyStore } from './policy/store.ts';
+import { assertInvariantsHold } from './policy-tools/invariant-check.ts';
+import { loadInvariants } from './policy-tools/invariants.ts';
 import type { Config, JwtKeyConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
@@ -108,6 +110,8 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
             throw new PolicyError(`route "${route.id}" is to=native but the gateway has no handler for it`, ROUTES_FILE, route.line);
           }
         }
+        // invariants.yaml is part of the policy: a bundle that breaks one never goes live.
+        assertInvariantsHold(bundle, loadInvariants);
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
