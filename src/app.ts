@@ -25,6 +25,8 @@ export interface AppDeps {
   policy: PolicyStore;
   natives: NativeHandlers;
   logger: Logger;
+  /** True once a shutdown started (readyz answers 503). */
+  draining?: () => boolean;
 }
 
 /**
