@@ -2,7 +2,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { hasTarget, isAction, NO_TARGET, TARGET_ROLES, type Action, type Subject } from '../domain.ts';
+import { NATIVE_TARGET_ROLES, NO_TARGET, type Action, type NativeAction, type Subject } from '../domain.ts';
+import type { Vocabulary } from '../policy/vocabulary.ts';
 import type { Target } from '../policy/decision-table.ts';
 import {
   actionCaseSchema,
@@ -203,10 +204,11 @@ function checkPrincipal(file: string, src: SourceMap, path: Path, index: WorldIn
 }
 
 /** `member:invite@owner` → one key; `member:invite` → one key per target role; `token:read` → `token:read@-`. */
-function expandSelector(selector: string): { action: Action; target: Target }[] | string {
+function expandSelector(selector: string, names: ActionNames): { action: Action; target: Target }[] | string {
   const [action, target] = selector.split('@') as [string, string | undefined];
-  if (!isAction(action)) return `unknown action "${action}"`;
-  const targets = (TARGET_ROLES[action] ?? []) as readonly string[];
+  const unknown = names.unknown(action);
+  if (unknown !== undefined) return unknown;
+  const targets = names.targets(action) ?? [];
   if (target === undefined) {
     return targets.length === 0 ? [{ action, target: NO_TARGET }] : targets.map((t) => ({ action, target: t as Target }));
   }
@@ -217,13 +219,35 @@ function expandSelector(selector: string): { action: Action; target: Target }[] 
 
 const keyOf = (action: Action, target: Target) => (target === NO_TARGET ? action : `${action}@${target}`);
 
-function expandTable(file: string, src: SourceMap, ti: number, table: TableInput, index: WorldIndex): ActionCase[] {
+/**
+ * What the fixture may name as actions: with the policy's vocabulary, exactly its actions
+ * (a misspelt one is refused with the nearest declared name); without one (parsing alone),
+ * any resource:verb, with the target roles the product gives its own actions.
+ */
+interface ActionNames {
+  unknown(action: string): string | undefined;
+  targets(action: string): readonly string[] | undefined;
+}
+
+function actionNames(vocabulary: Vocabulary | undefined): ActionNames {
+  if (vocabulary === undefined) return { unknown: () => undefined, targets: (a) => NATIVE_TARGET_ROLES[a as NativeAction] };
+  return {
+    unknown: (a) => {
+      if (vocabulary.has(a)) return undefined;
+      const hint = vocabulary.suggest(a);
+      return `unknown action "${a}": the policy folder does not declare it${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    },
+    targets: (a) => vocabulary.targetRoles(a),
+  };
+}
+
+function expandTable(file: string, src: SourceMap, ti: number, table: TableInput, index: WorldIndex, names: ActionNames): ActionCase[] {
   const path: Path = ['tables', ti];
   const scope = resolveScope(file, src, path, index, table);
   const fail = (p: Path, reason: string) => new FixtureError(file, src.lineOf(p), `${formatPath(p)}: ${reason}`);
   const keys = new Map<string, { action: Action; target: Target }>();
   table.actions.forEach((selector, i) => {
-    const expanded = expandSelector(selector);
+    const expanded = expandSelector(selector, names);
     if (typeof expanded === 'string') throw fail([...path, 'actions', i], expanded);
     for (const e of expanded) {
       const k = keyOf(e.action, e.target);
@@ -237,7 +261,7 @@ function expandTable(file: string, src: SourceMap, ti: number, table: TableInput
     checkPrincipal(file, src, [...path, 'allow', as], index, as);
     const allowSet = new Set<string>();
     allowed.forEach((selector, i) => {
-      const expanded = expandSelector(selector);
+      const expanded = expandSelector(selector, names);
       if (typeof expanded === 'string') throw fail([...path, 'allow', as, i], expanded);
       for (const e of expanded) {
         const k = keyOf(e.action, e.target);
@@ -280,7 +304,8 @@ function parseYaml(text: string, file: string) {
 }
 
 /** Parses one fixture file's text. Throws FixtureError naming the file and line. */
-export function parseFixture(text: string, file: string): Fixture {
+export function parseFixture(text: string, file: string, vocabulary?: Vocabulary): Fixture {
+  const names = actionNames(vocabulary);
   const { doc, src } = parseYaml(text, file);
   const data: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
@@ -335,9 +360,11 @@ export function parseFixture(text: string, file: string): Fixture {
     const c = parsed.data;
     checkPrincipal(file, src, [...path, 'as'], index, c.as);
     const scope = resolveScope(file, src, path, index, c);
-    const targets = TARGET_ROLES[c.action];
+    const unknown = names.unknown(c.action);
+    if (unknown !== undefined) throw new FixtureError(file, src.lineOf([...path, 'action']), `${formatPath(path)}.action: ${unknown}`);
+    const targets = names.targets(c.action);
     let target: Target = NO_TARGET;
-    if (hasTarget(c.action)) {
+    if (targets !== undefined) {
       if (c.target_role === undefined || !targets!.includes(c.target_role)) {
         throw new FixtureError(file, src.lineOf([...path, 'target_role']), `${formatPath(path)}.target_role: ${c.action} needs a target_role among ${targets!.join(', ')}`);
       }
@@ -362,7 +389,7 @@ export function parseFixture(text: string, file: string): Fixture {
   rawTables.forEach((rt, i) => {
     const parsed = tableSchema.safeParse(rt);
     if (!parsed.success) throw zodFailure(file, src, ['tables', i], parsed.error);
-    cases.push(...expandTable(file, src, i, parsed.data, index));
+    cases.push(...expandTable(file, src, i, parsed.data, index, names));
   });
 
   return { file, name: loose.data.name, world, cases };
@@ -388,7 +415,7 @@ export function parseWorldFile(text: string, file: string): WorldFile {
 }
 
 /** Reads and parses one fixture file; `file` in messages is the path relative to `cwd`. */
-export async function loadFixtureFile(path: string, cwd = process.cwd()): Promise<Fixture> {
+export async function loadFixtureFile(path: string, cwd = process.cwd(), vocabulary?: Vocabulary): Promise<Fixture> {
   const full = resolve(cwd, path);
   const file = relative(cwd, full) || path;
   let text: string;
@@ -397,7 +424,7 @@ export async function loadFixtureFile(path: string, cwd = process.cwd()): Promis
   } catch (err) {
     throw new FixtureError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  return parseFixture(text, file);
+  return parseFixture(text, file, vocabulary);
 }
 
 /** Expands folders to the `*.yaml` / `*.yml` files directly in them (sorted); files stay as given. */

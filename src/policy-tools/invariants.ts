@@ -1,6 +1,7 @@
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import { ACTIONS, isWorkspaceRole, NO_TARGET, SUBJECTS, TARGET_ROLES, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
+import { isWorkspaceRole, NO_TARGET, SUBJECTS, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
+import { buildVocabulary, type Vocabulary } from '../policy/vocabulary.ts';
 import type { Route } from '../policy/route-map.ts';
 import { ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
 import { lineRef, policyFilePath, traceDecision } from './trace.ts';
@@ -124,8 +125,12 @@ function expand<T extends string>(list: readonly string[], universe: readonly T[
   return universe.filter((u) => include.has(u) && !exclude.has(u));
 }
 
-/** Parses invariants.yaml. `file` is the path shown in messages. */
-export function parseInvariants(text: string, file: string): InvariantSet {
+/**
+ * Parses invariants.yaml. `file` is the path shown in messages. Action patterns expand
+ * over the policy folder's vocabulary (default: the native actions alone).
+ */
+export function parseInvariants(text: string, file: string, vocabulary: Vocabulary = buildVocabulary([])): InvariantSet {
+  const ACTIONS = vocabulary.actions;
   const lines = new LineCounter();
   const doc: Document = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -192,7 +197,7 @@ export function parseInvariants(text: string, file: string): InvariantSet {
       case 'rank': {
         const d = v.rank as z.infer<typeof ruleSchemas.rank>;
         const list = actions(d.actions);
-        const untargeted = list.find((a) => TARGET_ROLES[a] === undefined);
+        const untargeted = list.find((a) => vocabulary.targetRoles(a) === undefined);
         if (untargeted) throw fail(at('actions'), `${untargeted} has no target role, so no rank applies`);
         rule = { kind, actions: list };
         break;
@@ -222,7 +227,10 @@ export function parseInvariants(text: string, file: string): InvariantSet {
         rule = {
           kind,
           except: Object.entries(d.except ?? {}).map(([action, reason]) => {
-            if (!ACTIONS.includes(action as Action)) throw fail(at('except').concat(action), `unknown action "${action}"`);
+            if (!vocabulary.has(action)) {
+              const hint = vocabulary.suggest(action);
+              throw fail(at('except').concat(action), `unknown action "${action}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+            }
             return { action: action as Action, reason, line: lineOf(at('except').concat(action)) ?? 0 };
           }),
         };
@@ -239,7 +247,7 @@ export function loadInvariants(bundle: PolicyBundle): InvariantSet {
   const file = policyFilePath(bundle, INVARIANTS_FILE);
   const text = bundle.source.files.get(INVARIANTS_FILE);
   if (text === undefined) throw new InvariantsError(file, undefined, `missing: check needs ${INVARIANTS_FILE} in the policy folder`);
-  return parseInvariants(text, file);
+  return parseInvariants(text, file, bundle.vocabulary);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +270,25 @@ export interface CheckReport {
   decisions: number;
   routes: number;
   violations: Violation[];
+  /** Routes that always deny: an action they decide is granted by no policy line (always checked). */
+  unreachable: CounterExample[];
+}
+
+/**
+ * Routes whose action (or an also= action) no policy line grants to anyone: every request
+ * to them is denied, which is a forgotten policy line far more often than an intent.
+ */
+export function unreachableRoutes(bundle: PolicyBundle): CounterExample[] {
+  const routesFile = policyFilePath(bundle, ROUTES_FILE);
+  const out: CounterExample[] = [];
+  for (const rt of bundle.routes.routes) {
+    // `grant` is whichever of member:invite / guest:invite created the invite: not a route's own choice.
+    const never = new Set(rt.checks.flatMap((c) => (c.action !== 'grant' && !bundle.table.granted(c.action) ? [c.action] : [])));
+    for (const a of never) {
+      out.push({ text: `${routeLabel(rt)}: no policy line grants ${a}, so every request to it is denied`, refs: [`${routesFile}:${rt.line}`] });
+    }
+  }
+  return out;
 }
 
 function checkLabel(c: Route['checks'][number]): string {
@@ -358,7 +385,7 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
         const reach = new Map<Action, Route>();
         for (const rt of routes) for (const a of routeActions(rt)) if (!reach.has(a)) reach.set(a, rt);
         const excused = new Map(r.except.map((e) => [e.action, e]));
-        for (const a of ACTIONS) {
+        for (const a of bundle.vocabulary.actions) {
           if (!reach.has(a) && !excused.has(a)) examples.push({ text: `${a} is decided by no route`, refs: [routesFile] });
         }
         for (const e of r.except) {
@@ -370,5 +397,12 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
     }
     if (examples.length > 0) violations.push({ invariant: inv, examples });
   }
-  return { revision: bundle.revision, invariants: set.invariants.length, decisions: rows.length, routes: routes.length, violations };
+  return {
+    revision: bundle.revision,
+    invariants: set.invariants.length,
+    decisions: rows.length,
+    routes: routes.length,
+    violations,
+    unreachable: unreachableRoutes(bundle),
+  };
 }
