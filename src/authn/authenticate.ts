@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { isProblem, problem, type Problem } from '../http/problem.ts';
+import { problem, type Problem } from '../http/problem.ts';
 import type { AccessRepo } from '../db/access-repo.ts';
 import { sha256 } from '../crypto/hash.ts';
 import type { JwtVerifier } from './jwt.ts';

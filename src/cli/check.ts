@@ -1,4 +1,5 @@
-import { InvariantsError, checkInvariants, loadInvariants } from '../policy-tools/invariants.ts';
+import { checkInvariants } from '../policy-tools/invariant-check.ts';
+import { InvariantsError, loadInvariants } from '../policy-tools/invariants.ts';
 import { buildPolicyBundle, PolicyError } from '../policy/bundle.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, type Command } from './command.ts';
 import { renderCheckReport } from './format/check.ts';

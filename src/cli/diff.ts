@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { runFixtures } from '../policy-tools/fixtures.ts';
+import { runFixtures } from '../policy-tools/fixture-run.ts';
 import { diffBundles, diffFails, diffFixtureResults, type FailOn, type PolicyDiff } from '../policy-tools/diff.ts';
 import { resolvePolicySpec, type PolicySpec } from '../policy-tools/input.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';

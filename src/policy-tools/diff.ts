@@ -1,7 +1,7 @@
 import { SUBJECTS, type Action, type Subject } from '../domain.ts';
 import type { Route } from '../policy/route-map.ts';
 import type { DecisionTable } from '../policy/decision-table.ts';
-import type { CaseResult, FixtureResult } from './fixtures.ts';
+import type { CaseResult, FixtureResult } from './fixture-run.ts';
 import type { PolicyBundle } from '../policy/bundle.ts';
 
 /** One cell of the decision table that differs between two revisions. */

@@ -1,7 +1,8 @@
-import type { z } from 'zod';
 import { defineNative, type NativeDeps, type NativeHandlers } from './types.ts';
 import { problem } from '../http/problem.ts';
-import { createInvite, guestInviteBody, inviteView, type CreatedInvite, type InviteRow } from './invites/routes.ts';
+import { guestInviteBody } from './invites/schemas.ts';
+import { createInvite, inviteView, type CreatedInvite } from './invites/service.ts';
+import type { InviteRow } from './invites/sql.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
 import { audit } from '../db/audit.ts';
 import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';

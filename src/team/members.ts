@@ -6,7 +6,8 @@ import { problem } from '../http/problem.ts';
 import { isLastOwnerError } from '../db/errors.ts';
 import { audit } from '../db/audit.ts';
 import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
-import { inviteView, type InviteRow } from './invites/routes.ts';
+import { inviteView } from './invites/service.ts';
+import type { InviteRow } from './invites/sql.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
 
 const updateRoleBody = z.strictObject({ role: z.enum(WORKSPACE_ROLES) });

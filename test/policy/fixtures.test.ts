@@ -3,15 +3,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NO_TARGET, SUBJECTS, WORKSPACE_ROLES } from '../../src/domain.ts';
 import { fixtureJsonSchema } from '../../src/policy-tools/fixture-schema.ts';
-import {
-  FixtureError,
-  loadFixtureFile,
-  parseFixture,
-  resolveFixturePaths,
-  runFixture,
-  runFixtures,
-  type FixtureResult,
-} from '../../src/policy-tools/fixtures.ts';
+import { runFixture, runFixtures, type FixtureResult } from '../../src/policy-tools/fixture-run.ts';
+import { FixtureError, loadFixtureFile, parseFixture, resolveFixturePaths } from '../../src/policy-tools/fixtures.ts';
 import { loadInvariants, InvariantsError } from '../../src/policy-tools/invariants.ts';
 import { buildPolicyBundle, PolicyError, type PolicyBundle } from '../../src/policy/bundle.ts';
 import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
