@@ -7,7 +7,7 @@ import { ANONYMOUS } from './world-env.ts';
 import type { World } from './world.ts';
 
 /** What a case expects: a decision (`deny` = 403 or 404 for requests), or an exact status. */
-import { FixtureError, type ActionCase } from './fixtures.ts';
+import { FixtureError, type ActionCase } from './fixture-types.ts';
 
 /** The world a fixture declares, and the cases its tables expand to, checked name by name. */
 

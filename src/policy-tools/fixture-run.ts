@@ -1,6 +1,6 @@
 import { NO_TARGET, type Action, type Subject } from '../domain.ts';
 import type { PolicyBundle } from '../policy/bundle.ts';
-import type { Fixture, FixtureCase } from './fixtures.ts';
+import type { Fixture, FixtureCase } from './fixture-types.ts';
 import { createWorldEnv, type WorldEnv } from './world-env.ts';
 
 /** Runs parsed fixtures through the real decision path in a seeded world. */
