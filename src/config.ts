@@ -27,6 +27,9 @@ export interface Config {
   mode: 'enforce' | 'shadow';
   upstreamTimeoutMs: number;
   logLevel: LogLevel;
+  /** The forward-auth listener (CONTRACT §4b): off when undefined; never the public port. */
+  authzPort: number | undefined;
+  authzHost: string;
 }
 
 /** Thrown by `loadConfig`; `problems` names every bad variable at once. */
@@ -61,6 +64,8 @@ const intInRange = (min: number, max: number) =>
 const envSchema = z.object({
   GATE_HOST: z.string().min(1).default('0.0.0.0'),
   GATE_PORT: intInRange(0, 65535).default(8080),
+  GATE_AUTHZ_PORT: intInRange(0, 65535).optional(),
+  GATE_AUTHZ_HOST: z.string().min(1).default('127.0.0.1'),
   GATE_UPSTREAM_URL: httpUrl.optional(),
   GATE_DATABASE_URL: z
     .string()
@@ -154,6 +159,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('GATE_DATABASE_SYNC_URL: an embedded replica needs a file: GATE_DATABASE_URL');
   }
 
+  // The forward-auth listener trusts the method and path it is told: it must never be the
+  // public listener (port 0, "any free port", gives each listener its own).
+  if (e.GATE_AUTHZ_PORT !== undefined && e.GATE_AUTHZ_PORT !== 0 && e.GATE_AUTHZ_PORT === e.GATE_PORT) {
+    problems.push('GATE_AUTHZ_PORT: must differ from GATE_PORT (the forward-auth listener is never the public one)');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -174,6 +185,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     mode: e.GATE_MODE,
     upstreamTimeoutMs: e.GATE_UPSTREAM_TIMEOUT_MS,
     logLevel: e.GATE_LOG_LEVEL,
+    authzPort: e.GATE_AUTHZ_PORT,
+    authzHost: e.GATE_AUTHZ_HOST,
   };
 }
 

@@ -44,6 +44,8 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   port: number;
+  /** The forward-auth listener (GATE_AUTHZ_PORT), when configured. */
+  authz: { url: string; port: number; server: Server } | undefined;
   server: Server;
   db: Db;
   policy: PolicyStore;
@@ -96,7 +98,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const access = new AccessRepo(db);
     const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
     const decisionLog = createDecisionLog(options.decisionSink);
-    const { listener, onClientError } = createNodeHandlers({
+    const { listener, onClientError, authzListener } = createNodeHandlers({
       policy,
       db,
       access,
@@ -132,6 +134,34 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
 
+    // The forward-auth listener: its own server on its own address, so nothing on the
+    // public port can reach it (the public listener has no /_gate/authz).
+    let authz: Gateway['authz'];
+    if (config.authzPort !== undefined) {
+      const authzServer = createServer(authzListener);
+      authzServer.on('clientError', (_err, socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else socket.destroy();
+      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          authzServer.once('error', reject);
+          authzServer.listen(config.authzPort, config.authzHost, () => {
+            authzServer.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        server.close();
+        throw err;
+      }
+      authzServer.keepAliveTimeout = 65_000;
+      const a = authzServer.address() as AddressInfo;
+      const h = config.authzHost === '0.0.0.0' || config.authzHost === '::' ? '127.0.0.1' : config.authzHost;
+      authz = { url: `http://${h.includes(':') ? `[${h}]` : h}:${a.port}`, port: a.port, server: authzServer };
+      logger.info('forward-auth listening', { host: config.authzHost, port: a.port });
+    }
+
     const onHup = () => void policy.reload();
     if (options.handleSignals) process.on('SIGHUP', onHup);
     if (options.watchPolicy) policy.watch();
@@ -141,6 +171,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     return {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
       port: address.port,
+      authz,
       server,
       db,
       policy,
@@ -162,6 +193,14 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           });
           server.closeIdleConnections();
         });
+        if (authz) {
+          const s = authz.server;
+          await new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections();
+            setTimeout(() => s.closeAllConnections(), Math.min(drainMs, 2_000)).unref();
+          });
+        }
         forwarder.close();
         decisionLog.flush();
         db.close();

@@ -19,11 +19,14 @@ export interface Decision {
   code: ProblemCode | 'ok';
   status: number;
   policy_revision: string;
-  mode: 'enforce' | 'shadow';
+  /** forward-auth: decided for a proxy on the forward-auth listener (CONTRACT §4b); nothing forwarded. */
+  mode: DecisionMode;
 }
 
+export type DecisionMode = 'enforce' | 'shadow' | 'forward-auth';
+
 /** A fresh decision for a request, before anything is known: a deny until decided. */
-export function newDecision(d: { requestId: string; method: string; path: string; policyRevision: string; mode: 'enforce' | 'shadow' }): Decision {
+export function newDecision(d: { requestId: string; method: string; path: string; policyRevision: string; mode: DecisionMode }): Decision {
   return {
     decision_id: randomUUID(),
     request_id: d.requestId,

@@ -11,7 +11,7 @@ import type { PolicyStore } from '../policy/store.ts';
 import type { Forwarder } from './forward.ts';
 import { createGate } from './gate.ts';
 import { identityHeaders } from './identity.ts';
-import type { Allowed, Denied, GateOutcome } from './types.ts';
+import type { Allowed, Denied, GateOutcome, GateRequest } from './types.ts';
 
 export interface PipelineDeps {
   policy: PolicyStore;
@@ -43,6 +43,11 @@ export interface Pipeline {
   forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string): void;
   /** Answers a deny (problem+json) on the Node response. */
   refuse(outgoing: ServerResponse, decided: Decided & { outcome: Denied }): void;
+  /**
+   * Decides a request a proxy describes (the forward-auth listener): the same path, logged
+   * as one `mode: "forward-auth"` line. Nothing is forwarded.
+   */
+  decideForwardAuth(req: GateRequest, requestId: string): Promise<GateOutcome>;
 }
 
 /** The decision path shared by every entry, from a Node request to a decision line. */
@@ -50,9 +55,24 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const gate = createGate({ policy: () => deps.policy.current, authenticator: deps.authenticator, access: deps.access, mode: deps.mode });
   const users = new UserRecorder(deps.access, (err) => deps.logger.warn('could not record a user', errorFields(err)));
 
+  /** Evaluates (never throws), writes the one decision line, records the user. */
+  const evaluate = async (req: GateRequest, requestId: string, forwardAuth: boolean): Promise<GateOutcome> => {
+    const started = process.hrtime.bigint();
+    const outcome = await gate.evaluate(req, requestId);
+    if (forwardAuth) outcome.decision.mode = 'forward-auth';
+    if (!outcome.allow && outcome.error !== undefined) {
+      deps.logger.error('decision failed', { request_id: requestId, decision_id: outcome.decision.decision_id, ...errorFields(outcome.error) });
+    }
+    deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
+    if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
+    await deps.onDecision?.(outcome);
+    return outcome;
+  };
+
   return {
+    decideForwardAuth: (req, requestId) => evaluate(req, requestId, true),
+
     async decide(incoming) {
-      const started = process.hrtime.bigint();
       const requestId = requestIdOf(incoming);
       let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
       const readJsonBody = () =>
@@ -62,16 +82,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           if (isProblem(raw)) return raw;
           return parseJsonObject(incoming.headers['content-type'], raw);
         })());
-      const outcome = await gate.evaluate(
+      const outcome = await evaluate(
         { method: incoming.method ?? 'GET', target: incoming.url ?? '', rawHeaders: incoming.rawHeaders, readJsonBody },
         requestId,
+        false,
       );
-      if (!outcome.allow && outcome.error !== undefined) {
-        deps.logger.error('decision failed', { request_id: requestId, decision_id: outcome.decision.decision_id, ...errorFields(outcome.error) });
-      }
-      deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
-      if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
-      await deps.onDecision?.(outcome);
       return { outcome, requestId, readJsonBody };
     },
 
