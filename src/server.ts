@@ -81,6 +81,7 @@ export function createNodeHandlers(deps: ServerDeps) {
         const { outcome } = decided;
         if (!outcome.allow) return pipeline.refuse(outgoing, { ...decided, outcome });
         if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, decided.requestId);
+        pipeline.finishWhenDone(outgoing, decided);
         handoffs.set(incoming, { kind: 'native', decided: { ...decided, outcome } });
         void toHono(incoming, outgoing);
       },

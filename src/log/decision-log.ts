@@ -37,7 +37,9 @@ export function createDecisionLog(sink?: LineSink): DecisionLog {
           status: d.status,
           policy_revision: d.policy_revision,
           mode: d.mode,
+          trace_id: d.trace_id,
           duration_us: durationUs,
+          upstream_us: d.upstream_us,
         }),
       );
     },

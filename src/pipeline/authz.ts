@@ -119,8 +119,11 @@ export function headerSafeJson(value: unknown): string {
 }
 
 export interface AuthzDeps {
-  /** The forwarding decision path, logged as one `mode: "forward-auth"` line (pipeline.decideForwardAuth). */
-  decide(req: GateRequest, requestId: string): Promise<GateOutcome>;
+  /**
+   * The forwarding decision path (pipeline.decideForwardAuth); `finish` writes its one
+   * `mode: "forward-auth"` line (a deny's is written already).
+   */
+  decide(req: GateRequest, requestId: string): Promise<GateOutcome & { finish(status: number): void }>;
   decisionLog: DecisionLog;
   logger: Logger;
   /** The policy revision in force, for lines about requests that never reached the gate. */
@@ -167,6 +170,7 @@ export function createAuthzListener(deps: AuthzDeps): (incoming: IncomingMessage
           out['content-length'] = '0';
           outgoing.writeHead(200, out);
           outgoing.end();
+          outcome.finish(200);
         },
         (err: unknown) => {
           // decide() turns decision errors into denies; this is a bug elsewhere. Fail closed.

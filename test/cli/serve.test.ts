@@ -81,8 +81,9 @@ describe('packagento-gate serve', () => {
     expect(p.output()).toContain('"msg":"shutting down"');
     // Decision lines go to stdout, one JSON object per line, all written out by the time it exits.
     const decisions = p.output().split('\n').filter((l) => l.includes('"decision_id"')).map((l) => JSON.parse(l));
+    // Each with the status the client got (the workspace was created: 201).
     expect(decisions.map((d) => [d.method, d.result, d.status])).toEqual([
-      ['PUT', 'allow', 200],
+      ['PUT', 'allow', 201],
       ['GET', 'allow', 200],
       ['GET', 'deny', 401],
     ]);
