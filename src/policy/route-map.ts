@@ -163,6 +163,10 @@ export function parseRouteMap(text: string, file = 'routes.txt'): Route[] {
     if (hasParam('p') && !hasParam('ws')) throw new RouteMapError(file, lineNo, '{p} needs {ws}');
     if (hasParam('t') && !hasParam('p')) throw new RouteMapError(file, lineNo, '{t} needs {p}');
     if (auth === 'token' && to !== 'upstream') throw new RouteMapError(file, lineNo, 'auth=token routes must be to=upstream');
+    // The gateway reads the body only of its own routes; a forwarded body is streamed, unread.
+    if (to === 'upstream' && checks.some((c) => c.target === 'body.role')) {
+      throw new RouteMapError(file, lineNo, 'target body.role needs to=native: a forwarded body is streamed to the upstream, never read (use member, self or invite)');
+    }
     if (auth === 'token' && action !== TOKEN_ACTION) {
       throw new RouteMapError(file, lineNo, `auth=token routes can only be ${TOKEN_ACTION}`);
     }

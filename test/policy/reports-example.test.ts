@@ -136,6 +136,53 @@ describe('examples/reports-api: a second upstream API from the policy folder alo
     });
   });
 
+  it('explain: the route, the roles and the policy line behind a report decision', async () => {
+    const r = await runCli(['explain', '--policies', tmp.dir, '--world', join(fixtures, 'reports.yaml'), '--as', 'dave', 'GET', '/v1/workspaces/acme/reports/q3']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('GET /v1/workspaces/{ws}/reports/{report}');
+    expect(r.stdout).toContain('report:read');
+    expect(r.stdout).toContain('p, developer, report:read, -');
+    expect(r.stdout).toMatch(/allow/i);
+  });
+
+  describe('a new rank-ruled action (target=member), still without TypeScript', () => {
+    let ranked: Awaited<ReturnType<typeof copyPolicies>>;
+    let gate: TestGateway;
+    beforeAll(async () => {
+      ranked = await copyPolicies();
+      await applyExample(ranked.dir, join(ranked.root, 'fixtures'));
+      // Admins take a member's access to a report away, up to developers (not admins or owners).
+      await appendFile(join(ranked.dir, 'routes.txt'), 'DELETE  /v1/workspaces/{ws}/reports/{report}/readers/{user}  report:unshare  to=upstream  target=member\n');
+      await appendFile(join(ranked.dir, 'policy.csv'), 'p, admin, report:unshare, atmost:developer\n');
+      gate = await startTestGateway({ world: ACME, policyDir: ranked.dir });
+    });
+    afterAll(async () => {
+      await gate.close();
+      await ranked.cleanup();
+    });
+
+    it('matrix has it once per target role', async () => {
+      const m = JSON.parse((await runCli(['matrix', '--policies', ranked.dir, '--format', 'json'])).stdout) as { decisions: { subject: string; action: string; target_role: string | null; allow: boolean }[] };
+      const rows = m.decisions.filter((d) => d.action === 'report:unshare' && d.subject === 'admin');
+      expect(rows.map((d) => [d.target_role, d.allow])).toEqual([['owner', false], ['admin', false], ['developer', true], ['billing', true], ['viewer', true]]);
+      expect((await runCli(['check', '--policies', ranked.dir])).code).toBe(0);
+    });
+
+    it('the gateway decides it on the member\'s current role', async () => {
+      const before = gate.upstream.received.length;
+      expect((await gate.request('DELETE', '/v1/workspaces/acme/reports/q3/readers/dave', { as: 'bob' })).status).toBe(200);
+      expect(gate.upstream.received.length).toBe(before + 1);
+      expect((await gate.request('DELETE', '/v1/workspaces/acme/reports/q3/readers/alice', { as: 'bob' })).status).toBe(403);
+      expect((await gate.request('DELETE', '/v1/workspaces/acme/reports/q3/readers/dave', { as: 'dave' })).status).toBe(403);
+      expect(gate.upstream.received.length).toBe(before + 1);
+      expect(gate.decisions.filter((d) => d['action'] === 'report:unshare').map((d) => [d['target_role'], d['result']])).toEqual([
+        ['developer', 'allow'],
+        ['owner', 'deny'],
+        [null, 'deny'],
+      ]);
+    });
+  });
+
   describe('mistakes are caught in the folder', () => {
     let bad: Awaited<ReturnType<typeof copyPolicies>>;
     beforeAll(async () => {
