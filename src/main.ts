@@ -82,6 +82,13 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
             throw new PolicyError(`route "${route.id}" is to=native but the gateway has no handler for it`, ROUTES_FILE, route.line);
           }
         }
+        // The team-and-roles API is the product's own: a folder that drops one of its routes
+        // would silently switch part of it off.
+        const declared = new Set(bundle.routes.routes.filter((r) => r.to === 'native').map((r) => r.id));
+        const missing = Object.keys(natives).filter((id) => !declared.has(id));
+        if (missing.length > 0) {
+          throw new PolicyError(`the route map must keep the gateway's own routes; missing: ${missing.join(', ')} (to=native)`, ROUTES_FILE);
+        }
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
