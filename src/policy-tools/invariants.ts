@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SourceError, YamlSource } from './yaml-source.ts';
 import { SUBJECTS, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
-import { buildVocabulary, type Vocabulary } from '../policy/vocabulary.ts';
+import { buildVocabulary, closest, type Vocabulary } from '../policy/vocabulary.ts';
 import type { PolicyBundle } from '../policy/bundle.ts';
 import { policyFilePath } from './trace.ts';
 
@@ -114,7 +114,11 @@ function expand<T extends string>(list: readonly string[], universe: readonly T[
     const negated = raw.startsWith('!');
     const re = globToRegExp(negated ? raw.slice(1) : raw, '.*');
     const hits = universe.filter((u) => re.test(u));
-    if (hits.length === 0) return `"${raw}" matches no ${what}`;
+    if (hits.length === 0) {
+      // A plain action name that matches nothing is most often a typo of a declared one.
+      const hint = what === 'action' && !raw.includes('*') ? closest(negated ? raw.slice(1) : raw, universe) : undefined;
+      return `"${raw}" matches no ${what}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    }
     for (const h of hits) (negated ? exclude : include).add(h);
   }
   return universe.filter((u) => include.has(u) && !exclude.has(u));

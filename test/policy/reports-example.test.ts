@@ -1,4 +1,4 @@
-import { appendFile, copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACME, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -199,6 +199,17 @@ describe('examples/reports-api: a second upstream API from the policy folder alo
       expect(r.code).toBe(1);
       expect(r.stdout).toContain(`policy.csv:${line}: unknown action "report:reed": no route in routes.txt declares it (did you mean "report:read"?)`);
       await editOnce(join(bad.dir, 'policy.csv'), 'p, developer, report:reed, -', 'p, developer, report:read, -');
+    });
+
+    it('an invariant naming an undeclared action fails at its line, with the closest declared name', async () => {
+      const file = join(bad.dir, 'invariants.yaml');
+      const original = await readFile(file, 'utf8');
+      await appendFile(file, '  - { id: typo, description: d, deny: { subjects: [viewer], actions: [report:reed] } }\n');
+      const line = original.split('\n').length;
+      const r = await runCli(['check', '--policies', bad.dir]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`invariants.yaml:${line}: "report:reed" matches no action (did you mean "report:read"?)`);
+      await writeFile(file, original);
     });
 
     it('a route whose action no policy line grants is reported as unreachable', async () => {
