@@ -5,7 +5,7 @@
  * vs the gateway's prepared statement), and start-up to ready.
  */
 import { rm } from 'node:fs/promises';
-import { ACTIONS, SUBJECTS, TARGET_ROLES, NO_TARGET } from '../src/domain.ts';
+import { SUBJECTS, NO_TARGET } from '../src/domain.ts';
 import { createCachedJwtVerifier } from '../src/authn/jwt-cache.ts';
 import { createJwtVerifier } from '../src/authn/jwt.ts';
 import { buildPolicyBundle } from '../src/policy/bundle.ts';
@@ -63,7 +63,7 @@ export async function microBenchmarks(smallDb: string, targets: BenchTargets, lo
   // Decision: every (subject, action, target) of the domain, cycled.
   const bundle = await buildPolicyBundle(await loadPolicySourceFromDir('policies'));
   const rows: [string, string, string][] = [];
-  for (const s of SUBJECTS) for (const a of ACTIONS) for (const t of TARGET_ROLES[a] ?? [NO_TARGET]) rows.push([s, a, t]);
+  for (const s of SUBJECTS) for (const a of bundle.vocabulary.actions) for (const t of bundle.vocabulary.targetRoles(a) ?? [NO_TARGET]) rows.push([s, a, t]);
   const enforcer = bundle.enforcer;
   const table = bundle.table;
   const N = 200_000;

@@ -1,8 +1,6 @@
 /**
- * The finite domain every decision is made over: roles, subjects and actions.
- *
- * This is the one list of actions in the code. The route map, the policy, the
- * fixtures and the decision table are all checked against it.
+ * The product's own domain: roles, subjects and the native team-and-roles actions.
+ * The rest of the actions a policy decides over come from its folder (src/policy/vocabulary.ts).
  */
 
 /** Workspace roles, highest rank first. */
@@ -31,8 +29,12 @@ export const SUBJECTS = [
 ] as const;
 export type Subject = (typeof SUBJECTS)[number];
 
-/** Every action the gateway knows, in a stable order. */
-export const ACTIONS = [
+/**
+ * The product's own actions: the team-and-roles API (CONTRACT §1), in a stable order.
+ * Every other action (licence:list, package:install, report:read…) is declared by the
+ * policy folder's route map: the folder is the vocabulary (CONTRACT §5, src/policy/vocabulary.ts).
+ */
+export const NATIVE_ACTIONS = [
   'workspace:read',
   'workspace:switch',
   'member:list',
@@ -56,18 +58,21 @@ export const ACTIONS = [
   'token:create',
   'token:rotate',
   'token:revoke',
-  'licence:list',
-  'licence:refund',
-  'subscription:cancel',
-  'package:install',
 ] as const;
-export type Action = (typeof ACTIONS)[number];
+export type NativeAction = (typeof NATIVE_ACTIONS)[number];
+
+/** An action: a native one, or one a route of the policy folder declares (`resource:verb`). */
+export type Action = string;
+
+/** The one action a project-token principal can hold; `auth=token` routes decide it. */
+export const TOKEN_ACTION = 'package:install';
 
 /**
- * Actions whose decision depends on a target role (the role granted, or the
- * role of the member acted on), and the target roles each can take.
+ * Native actions whose decision depends on a target role (the role granted, or the
+ * role of the member acted on), and the target roles each can take. A folder's own
+ * action gets the workspace roles as targets when a route decides it with `target=`.
  */
-export const TARGET_ROLES: Partial<Record<Action, readonly (WorkspaceRole | GuestRole)[]>> = {
+export const NATIVE_TARGET_ROLES: Partial<Record<NativeAction, readonly (WorkspaceRole | GuestRole)[]>> = {
   'member:invite': WORKSPACE_ROLES,
   'member:update-role': WORKSPACE_ROLES,
   'member:remove': WORKSPACE_ROLES,
@@ -76,12 +81,12 @@ export const TARGET_ROLES: Partial<Record<Action, readonly (WorkspaceRole | Gues
   'guest:invite': GUEST_ROLES,
 };
 
+export function isNativeAction(value: string): value is NativeAction {
+  return (NATIVE_ACTIONS as readonly string[]).includes(value);
+}
+
 /** The value passed to Casbin as the target when an action has none. */
 export const NO_TARGET = '-';
-
-export function isAction(value: string): value is Action {
-  return (ACTIONS as readonly string[]).includes(value);
-}
 
 export function isWorkspaceRole(value: unknown): value is WorkspaceRole {
   return typeof value === 'string' && (WORKSPACE_ROLES as readonly string[]).includes(value);
@@ -93,10 +98,6 @@ export function isGuestRole(value: unknown): value is GuestRole {
 
 export function isSubject(value: string): value is Subject {
   return (SUBJECTS as readonly string[]).includes(value);
-}
-
-export function hasTarget(action: Action): boolean {
-  return TARGET_ROLES[action] !== undefined;
 }
 
 /** Rank of a workspace role: owner = 5 … viewer = 1. Used for display order only, never to decide. */

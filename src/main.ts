@@ -47,6 +47,8 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   port: number;
+  /** The forward-auth listener (GATE_AUTHZ_PORT), when configured. */
+  authz: { url: string; port: number; server: Server } | undefined;
   server: Server;
   db: Db;
   policy: PolicyStore;
@@ -112,6 +114,13 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         }
         // invariants.yaml is part of the policy: a bundle that breaks one never goes live.
         assertInvariantsHold(bundle, loadInvariants);
+        // The team-and-roles API is the product's own: a folder that drops one of its routes
+        // would silently switch part of it off.
+        const declared = new Set(bundle.routes.routes.filter((r) => r.to === 'native').map((r) => r.id));
+        const missing = Object.keys(natives).filter((id) => !declared.has(id));
+        if (missing.length > 0) {
+          throw new PolicyError(`the route map must keep the gateway's own routes; missing: ${missing.join(', ')} (to=native)`, ROUTES_FILE);
+        }
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
@@ -138,7 +147,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       warn: (msg, fields) => logger.warn(msg, fields),
     });
     const state = { draining: false };
-    const { listener, onClientError } = createNodeHandlers({
+    const { listener, onClientError, authzListener } = createNodeHandlers({
       draining: () => state.draining,
       policy,
       db,
@@ -181,6 +190,34 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
 
+    // The forward-auth listener: its own server on its own address, so nothing on the
+    // public port can reach it (the public listener has no /_gate/authz).
+    let authz: Gateway['authz'];
+    if (config.authzPort !== undefined) {
+      const authzServer = createServer(authzListener);
+      authzServer.on('clientError', (_err, socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else socket.destroy();
+      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          authzServer.once('error', reject);
+          authzServer.listen(config.authzPort, config.authzHost, () => {
+            authzServer.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        server.close();
+        throw err;
+      }
+      authzServer.keepAliveTimeout = 65_000;
+      const a = authzServer.address() as AddressInfo;
+      const h = config.authzHost === '0.0.0.0' || config.authzHost === '::' ? '127.0.0.1' : config.authzHost;
+      authz = { url: `http://${h.includes(':') ? `[${h}]` : h}:${a.port}`, port: a.port, server: authzServer };
+      logger.info('forward-auth listening', { host: config.authzHost, port: a.port });
+    }
+
     let stopping: Promise<void> | undefined;
     const onHup = () => void policy.reload();
     if (options.handleSignals) process.on('SIGHUP', onHup);
@@ -191,6 +228,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     return {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
       port: address.port,
+      authz,
       server,
       db,
       policy,
@@ -231,6 +269,14 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           });
           server.closeIdleConnections();
         });
+        if (authz) {
+          const s = authz.server;
+          await new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections();
+            setTimeout(() => s.closeAllConnections(), Math.min(drainMs, 2_000)).unref();
+          });
+        }
         forwarder.close();
         decisionLog.flush();
         db.close();

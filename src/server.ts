@@ -10,6 +10,7 @@ import { requestIdOf } from './http/request-id.ts';
 import { newDecision, redactPath } from './log/decision.ts';
 import { errorFields } from './log/logger.ts';
 import { operations } from './operations.ts';
+import { createAuthzListener } from './pipeline/authz.ts';
 import { createPipeline, type PipelineDeps } from './pipeline/pipeline.ts';
 
 export type ServerDeps = PipelineDeps & AppDeps;
@@ -86,6 +87,7 @@ export function createNodeHandlers(deps: ServerDeps) {
         }
         sendContinue(incoming);
         if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, decided.requestId);
+        pipeline.finishWhenDone(outgoing, decided);
         handoffs.set(incoming, { kind: 'native', decided: { ...decided, outcome } });
         void toHono(incoming, outgoing);
       },
@@ -127,5 +129,13 @@ export function createNodeHandlers(deps: ServerDeps) {
     socket.end(rawProblemMessage(r.problem, r.ids));
   };
 
-  return { app, listener, onClientError };
+  /** The forward-auth listener's handler (CONTRACT §4b); main.ts serves it on its own port only. */
+  const authzListener = createAuthzListener({
+    decide: (req, requestId) => pipeline.decideForwardAuth(req, requestId),
+    decisionLog: deps.decisionLog,
+    logger: deps.logger,
+    revision: () => deps.policy.current.revision,
+  });
+
+  return { app, listener, onClientError, authzListener };
 }

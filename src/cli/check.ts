@@ -43,6 +43,6 @@ the folder cannot be read.
     }
     const report = checkInvariants(bundle, invariants);
     io.stdout(renderCheckReport(report));
-    return report.violations.length > 0 ? EXIT_FAILED : EXIT_OK;
+    return report.violations.length > 0 || report.unreachable.length > 0 ? EXIT_FAILED : EXIT_OK;
   },
 };

@@ -81,7 +81,8 @@ ${POLICIES_HELP}
     }
     const diff: PolicyDiff = { ...diffBundles(base, head), fixtures: [] };
     if (fixturePaths.length > 0 && base.revision !== head.revision) {
-      const fixtures = await loadFixturesForCommand(fixturePaths, io.cwd);
+      // Named against HEAD's vocabulary: an action HEAD adds is simply denied by BASE.
+      const fixtures = await loadFixturesForCommand(fixturePaths, io.cwd, head.vocabulary);
       diff.fixtures = diffFixtureResults(await runFixtures(fixtures, base), await runFixtures(fixtures, head));
     }
     if (values['full-report'] !== undefined) {

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { runFixtures } from '../policy-tools/fixture-run.ts';
 import { FixtureError, loadFixtureFile, resolveFixturePaths, type Fixture } from '../policy-tools/fixtures.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
+import type { Vocabulary } from '../policy/vocabulary.ts';
 import { renderJunit } from './format/junit.ts';
 import { renderTestReport, totals } from './format/test-report.ts';
 import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';
@@ -10,13 +11,13 @@ import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-o
 export const DEFAULT_FIXTURES = 'fixtures';
 
 /** Loads fixture files (folders expand to their *.yaml); a file that does not load is a usage error. */
-export async function loadFixturesForCommand(paths: readonly string[], cwd: string): Promise<Fixture[]> {
+export async function loadFixturesForCommand(paths: readonly string[], cwd: string, vocabulary?: Vocabulary): Promise<Fixture[]> {
   const files = await resolveFixturePaths(paths, cwd);
   if (files.length === 0) throw new UsageError(`no fixture files in ${paths.join(', ')}`);
   const fixtures: Fixture[] = [];
   for (const file of files) {
     try {
-      fixtures.push(await loadFixtureFile(file, cwd));
+      fixtures.push(await loadFixtureFile(file, cwd, vocabulary));
     } catch (err) {
       if (err instanceof FixtureError) throw new UsageError(`invalid fixture: ${err.message}`);
       throw err;
@@ -53,7 +54,7 @@ the policy cannot be loaded.
       if (!exists) throw new UsageError(`no FILES given and no ${DEFAULT_FIXTURES}/ folder here`);
       paths = [DEFAULT_FIXTURES];
     }
-    const fixtures = await loadFixturesForCommand(paths, io.cwd);
+    const fixtures = await loadFixturesForCommand(paths, io.cwd, bundle.vocabulary);
     const results = await runFixtures(fixtures, bundle);
     if (values.junit !== undefined) {
       const out = resolve(io.cwd, values.junit);

@@ -15,6 +15,7 @@ export const PROBLEMS = {
   unauthenticated: { status: 401, title: 'Authentication required' },
   invalid_credentials: { status: 401, title: 'Invalid credentials' },
   forbidden: { status: 403, title: 'Forbidden' },
+  body_required: { status: 403, title: 'This decision needs the request body' },
   invite_email_mismatch: { status: 403, title: 'This invite was sent to another email address' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },

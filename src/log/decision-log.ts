@@ -52,7 +52,9 @@ export function createDecisionLog(sink?: LineSink, options: DecisionLogOptions =
           status: d.status,
           policy_revision: d.policy_revision,
           mode: d.mode,
+          trace_id: d.trace_id,
           duration_us: durationUs,
+          upstream_us: d.upstream_us,
         }),
       );
     },

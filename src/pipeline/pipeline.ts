@@ -12,7 +12,11 @@ import type { PolicyStore } from '../policy/store.ts';
 import type { Forwarder } from './forward.ts';
 import { createGate } from './gate.ts';
 import { identityHeaders } from './identity.ts';
-import type { Allowed, Denied, GateOutcome } from './types.ts';
+import { traceIdOf } from '../log/decision.ts';
+import type { Allowed, Denied, GateOutcome, GateRequest } from './types.ts';
+
+/** The status logged for a request whose client went away before its answer ended (nginx's convention). */
+export const CLIENT_GONE = 499;
 
 export interface PipelineDeps {
   policy: PolicyStore;
@@ -35,6 +39,12 @@ export interface Decided {
   requestId: string;
   /** The JSON body, read at most once (the gate may have read it for a rank rule). */
   readJsonBody: () => Promise<Record<string, unknown> | undefined | Problem>;
+  /**
+   * Writes the decision line with what the client got (CONTRACT §7: when the exchange
+   * ends; 499 when the client went away first). Once: later calls do nothing. A deny's
+   * line is already written when decide() returns.
+   */
+  finish(status: number, upstreamUs?: number): void;
 }
 
 export interface Pipeline {
@@ -44,16 +54,63 @@ export interface Pipeline {
   forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string): void;
   /** Answers a deny (problem+json) on the Node response. */
   refuse(outgoing: ServerResponse, decided: Decided & { outcome: Denied }): void;
+  /** Logs an allowed request answered on `outgoing` (a native route) when its exchange ends. */
+  finishWhenDone(outgoing: ServerResponse, decided: Decided): void;
+  /**
+   * Decides a request a proxy describes (the forward-auth listener): the same path, logged
+   * as one `mode: "forward-auth"` line. Nothing is forwarded.
+   */
+  decideForwardAuth(req: GateRequest, requestId: string): Promise<Decided['outcome'] & { finish: Decided['finish'] }>;
 }
 
 /** The decision path shared by every entry, from a Node request to a decision line. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const gate = createGate({ policy: () => deps.policy.current, authenticator: deps.authenticator, access: deps.access, mode: deps.mode });
+  // The line of a request being forwarded is written by the forwarder's onDone.
+  const forwardFinish = new WeakMap<IncomingMessage, Decided['finish']>();
   const users = new UserRecorder(deps.access, (err) => deps.logger.warn('could not record a user', errorFields(err)));
 
+  /**
+   * Evaluates (never throws) and records the user. The one decision line is written by
+   * `finish`: at once for a deny, when the exchange ends for an allow.
+   */
+  const evaluate = async (req: GateRequest, requestId: string, forwardAuth: boolean): Promise<{ outcome: GateOutcome; finish: Decided['finish'] }> => {
+    const started = process.hrtime.bigint();
+    const outcome = await gate.evaluate(req, requestId);
+    const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
+    const d = outcome.decision;
+    if (forwardAuth) d.mode = 'forward-auth';
+    d.trace_id = traceIdOf(req.rawHeaders);
+    if (!outcome.allow && outcome.error !== undefined) {
+      deps.logger.error('decision failed', { request_id: requestId, decision_id: d.decision_id, ...errorFields(outcome.error) });
+    }
+    let written = false;
+    const finish = (status: number, upstreamUs?: number) => {
+      if (written) return;
+      written = true;
+      d.status = status;
+      if (upstreamUs !== undefined) d.upstream_us = upstreamUs;
+      deps.decisionLog.write(d, durationUs);
+    };
+    if (!outcome.allow) finish(d.status);
+    if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
+    await deps.onDecision?.(outcome);
+    return { outcome, finish };
+  };
+
   return {
+    async decideForwardAuth(req, requestId) {
+      const { outcome, finish } = await evaluate(req, requestId, true);
+      return Object.assign(outcome, { finish });
+    },
+
+    finishWhenDone(outgoing, decided) {
+      // 'finish': the whole answer was handed to the OS; a 'close' before it: the client went away.
+      outgoing.once('finish', () => decided.finish(outgoing.statusCode));
+      outgoing.once('close', () => decided.finish(CLIENT_GONE));
+    },
+
     async decide(incoming) {
-      const started = process.hrtime.bigint();
       const requestId = requestIdOf(incoming);
       let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
       const readJsonBody = () =>
@@ -65,21 +122,22 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           if (isProblem(raw)) return raw;
           return parseJsonObject(incoming.headers['content-type'], raw);
         })());
-      const outcome = await gate.evaluate(
+      const { outcome, finish } = await evaluate(
         { method: incoming.method ?? 'GET', target: incoming.url ?? '', rawHeaders: incoming.rawHeaders, readJsonBody },
         requestId,
+        false,
       );
-      if (!outcome.allow && outcome.error !== undefined) {
-        deps.logger.error('decision failed', { request_id: requestId, decision_id: outcome.decision.decision_id, ...errorFields(outcome.error) });
-      }
-      deps.decisionLog.write(outcome.decision, Number((process.hrtime.bigint() - started) / 1000n));
-      if (outcome.allow && outcome.principal.kind === 'user') users.seen(outcome.principal);
-      await deps.onDecision?.(outcome);
-      return { outcome, requestId, readJsonBody };
+      const decided: Decided = { outcome, requestId, readJsonBody, finish };
+      forwardFinish.set(incoming, finish);
+      return decided;
     },
 
     forward(incoming, outgoing, outcome, requestId) {
+      const finish = forwardFinish.get(incoming);
+      const upstreamStarted = process.hrtime.bigint();
       deps.forwarder.forward({
+        // The status the client got (499 when it went away first), and how long the upstream exchange took.
+        onDone: (status) => finish?.(status, Number((process.hrtime.bigint() - upstreamStarted) / 1000n)),
         incoming,
         outgoing,
         method: incoming.method ?? 'GET',

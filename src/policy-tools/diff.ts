@@ -90,13 +90,21 @@ export function diffBundles(base: PolicyBundle, head: PolicyBundle): Omit<Policy
   const after = head.table.rows();
   const widened: DecisionChange[] = [];
   const narrowed: DecisionChange[] = [];
-  // Both tables are over the same domain, in the same order.
-  before.forEach((b, i) => {
-    const a = after[i]!;
-    if (b.allow === a.allow) return;
-    const change = { subject: b.subject, action: b.action, target_role: b.target_role, before: b.allow, after: a.allow };
-    (a.allow ? widened : narrowed).push(change);
-  });
+  // The two folders may declare different actions: a row only one side has is a deny on
+  // the other (an action a folder does not declare is denied there). HEAD's order, then
+  // the rows only BASE has, in BASE's order.
+  const key = (r: { subject: string; action: string; target_role: string | null }) => `${r.subject} ${r.action} ${r.target_role ?? '-'}`;
+  const beforeByKey = new Map(before.map((r) => [key(r), r.allow]));
+  const afterKeys = new Set(after.map(key));
+  const compared = [
+    ...after.map((a) => ({ row: a, before: beforeByKey.get(key(a)) ?? false, after: a.allow })),
+    ...before.filter((b) => !afterKeys.has(key(b))).map((b) => ({ row: b, before: b.allow, after: false })),
+  ];
+  for (const c of compared) {
+    if (c.before === c.after) continue;
+    const change = { subject: c.row.subject, action: c.row.action, target_role: c.row.target_role, before: c.before, after: c.after };
+    (c.after ? widened : narrowed).push(change);
+  }
 
   const baseRoutes = new Map(base.routes.routes.map((r) => [r.id, r]));
   const headRoutes = new Map(head.routes.routes.map((r) => [r.id, r]));

@@ -1,5 +1,6 @@
 import { formatPath, type Path, type YamlSource } from './yaml-source.ts';
-import { isAction, NO_TARGET, TARGET_ROLES, type Action } from '../domain.ts';
+import { NATIVE_TARGET_ROLES, NO_TARGET, type Action, type NativeAction } from '../domain.ts';
+import type { Vocabulary } from '../policy/vocabulary.ts';
 import type { Target } from '../policy/decision-table.ts';
 import type { TableInput } from './fixture-schema.ts';
 import { ANONYMOUS } from './world-env.ts';
@@ -97,10 +98,33 @@ export function checkPrincipal(file: string, src: YamlSource, path: Path, index:
 }
 
 /** `member:invite@owner` → one key; `member:invite` → one key per target role; `token:read` → `token:read@-`. */
-export function expandSelector(selector: string): { action: Action; target: Target }[] | string {
+/**
+ * What a fixture may name as actions: with the policy's vocabulary, exactly its actions
+ * (a misspelt one is refused with the nearest declared name); without one (parsing alone),
+ * any resource:verb, with the target roles the product gives its own actions.
+ */
+export interface ActionNames {
+  unknown(action: string): string | undefined;
+  targets(action: string): readonly string[] | undefined;
+}
+
+export function actionNames(vocabulary: Vocabulary | undefined): ActionNames {
+  if (vocabulary === undefined) return { unknown: () => undefined, targets: (a) => NATIVE_TARGET_ROLES[a as NativeAction] };
+  return {
+    unknown: (a) => {
+      if (vocabulary.has(a)) return undefined;
+      const hint = vocabulary.suggest(a);
+      return `unknown action "${a}": the policy folder does not declare it${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    },
+    targets: (a) => vocabulary.targetRoles(a),
+  };
+}
+
+export function expandSelector(selector: string, names: ActionNames): { action: Action; target: Target }[] | string {
   const [action, target] = selector.split('@') as [string, string | undefined];
-  if (!isAction(action)) return `unknown action "${action}"`;
-  const targets = (TARGET_ROLES[action] ?? []) as readonly string[];
+  const unknown = names.unknown(action);
+  if (unknown !== undefined) return unknown;
+  const targets = names.targets(action) ?? [];
   if (target === undefined) {
     return targets.length === 0 ? [{ action, target: NO_TARGET }] : targets.map((t) => ({ action, target: t as Target }));
   }
@@ -111,13 +135,13 @@ export function expandSelector(selector: string): { action: Action; target: Targ
 
 export const keyOf = (action: Action, target: Target) => (target === NO_TARGET ? action : `${action}@${target}`);
 
-export function expandTable(file: string, src: YamlSource, ti: number, table: TableInput, index: WorldIndex): ActionCase[] {
+export function expandTable(file: string, src: YamlSource, ti: number, table: TableInput, index: WorldIndex, names: ActionNames): ActionCase[] {
   const path: Path = ['tables', ti];
   const scope = resolveScope(file, src, path, index, table);
   const fail = (p: Path, reason: string) => new FixtureError(file, src.lineOf(p), `${formatPath(p)}: ${reason}`);
   const keys = new Map<string, { action: Action; target: Target }>();
   table.actions.forEach((selector, i) => {
-    const expanded = expandSelector(selector);
+    const expanded = expandSelector(selector, names);
     if (typeof expanded === 'string') throw fail([...path, 'actions', i], expanded);
     for (const e of expanded) {
       const k = keyOf(e.action, e.target);
@@ -131,7 +155,7 @@ export function expandTable(file: string, src: YamlSource, ti: number, table: Ta
     checkPrincipal(file, src, [...path, 'allow', as], index, as);
     const allowSet = new Set<string>();
     allowed.forEach((selector, i) => {
-      const expanded = expandSelector(selector);
+      const expanded = expandSelector(selector, names);
       if (typeof expanded === 'string') throw fail([...path, 'allow', as, i], expanded);
       for (const e of expanded) {
         const k = keyOf(e.action, e.target);

@@ -1,7 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { formatPath, YamlSource, type Path } from './yaml-source.ts';
-import { hasTarget, NO_TARGET, TARGET_ROLES } from '../domain.ts';
+import { NO_TARGET } from '../domain.ts';
+import type { Vocabulary } from '../policy/vocabulary.ts';
 import type { Target } from '../policy/decision-table.ts';
 import {
   actionCaseSchema,
@@ -11,7 +12,7 @@ import {
   type HttpCaseInput,
 } from './fixture-schema.ts';
 import { ANONYMOUS } from './world-env.ts';
-import { checkPrincipal, expandTable, indexWorld, keyOf, resolveScope } from './fixture-cases.ts';
+import { actionNames, checkPrincipal, expandTable, indexWorld, keyOf, resolveScope } from './fixture-cases.ts';
 import type { World } from './world.ts';
 
 export { FixtureError, type ActionCase, type Expect, type Fixture, type FixtureCase, type HttpCase } from './fixture-types.ts';
@@ -23,7 +24,8 @@ function defaultHttpName(c: HttpCaseInput): string {
 }
 
 /** Parses one fixture file's text. Throws FixtureError naming the file and line. */
-export function parseFixture(text: string, file: string): Fixture {
+export function parseFixture(text: string, file: string, vocabulary?: Vocabulary): Fixture {
+  const names = actionNames(vocabulary);
   const src = YamlSource.parse(text, file, (f, l, r) => new FixtureError(f, l, r));
   const doc = src.doc;
   const data: unknown = doc.toJS({ maxAliasCount: 1000 });
@@ -79,9 +81,11 @@ export function parseFixture(text: string, file: string): Fixture {
     const c = parsed.data;
     checkPrincipal(file, src, [...path, 'as'], index, c.as);
     const scope = resolveScope(file, src, path, index, c);
-    const targets = TARGET_ROLES[c.action];
+    const unknown = names.unknown(c.action);
+    if (unknown !== undefined) throw new FixtureError(file, src.lineOf([...path, 'action']), `${formatPath(path)}.action: ${unknown}`);
+    const targets = names.targets(c.action);
     let target: Target = NO_TARGET;
-    if (hasTarget(c.action)) {
+    if (targets !== undefined) {
       if (c.target_role === undefined || !targets!.includes(c.target_role)) {
         throw new FixtureError(file, src.lineOf([...path, 'target_role']), `${formatPath(path)}.target_role: ${c.action} needs a target_role among ${targets!.join(', ')}`);
       }
@@ -106,7 +110,7 @@ export function parseFixture(text: string, file: string): Fixture {
   rawTables.forEach((rt, i) => {
     const parsed = tableSchema.safeParse(rt);
     if (!parsed.success) throw src.zodFailure(['tables', i], parsed.error);
-    cases.push(...expandTable(file, src, i, parsed.data, index));
+    cases.push(...expandTable(file, src, i, parsed.data, index, names));
   });
 
   return { file, name: loose.data.name, world, cases };
@@ -133,7 +137,7 @@ export function parseWorldFile(text: string, file: string): WorldFile {
 }
 
 /** Reads and parses one fixture file; `file` in messages is the path relative to `cwd`. */
-export async function loadFixtureFile(path: string, cwd = process.cwd()): Promise<Fixture> {
+export async function loadFixtureFile(path: string, cwd = process.cwd(), vocabulary?: Vocabulary): Promise<Fixture> {
   const full = resolve(cwd, path);
   const file = relative(cwd, full) || path;
   let text: string;
@@ -142,7 +146,7 @@ export async function loadFixtureFile(path: string, cwd = process.cwd()): Promis
   } catch (err) {
     throw new FixtureError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  return parseFixture(text, file);
+  return parseFixture(text, file, vocabulary);
 }
 
 /** Expands folders to the `*.yaml` / `*.yml` files directly in them (sorted); files stay as given. */

@@ -1,4 +1,4 @@
-import { ACTIONS, isWorkspaceRole, NO_TARGET, type Action, type Subject } from '../domain.ts';
+import { isWorkspaceRole, NO_TARGET, type Action, type Subject } from '../domain.ts';
 import type { Route } from '../policy/route-map.ts';
 import { PolicyError, ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
 import { lineRef, policyFilePath, traceDecision } from './trace.ts';
@@ -22,6 +22,25 @@ export interface CheckReport {
   decisions: number;
   routes: number;
   violations: Violation[];
+  /** Routes that always deny: an action they decide is granted by no policy line (always checked). */
+  unreachable: CounterExample[];
+}
+
+/**
+ * Routes whose action (or an also= action) no policy line grants to anyone: every request
+ * to them is denied, which is a forgotten policy line far more often than an intent.
+ */
+export function unreachableRoutes(bundle: PolicyBundle): CounterExample[] {
+  const routesFile = policyFilePath(bundle, ROUTES_FILE);
+  const out: CounterExample[] = [];
+  for (const rt of bundle.routes.routes) {
+    // `grant` is whichever of member:invite / guest:invite created the invite: not a route's own choice.
+    const never = new Set(rt.checks.flatMap((c) => (c.action !== 'grant' && !bundle.table.granted(c.action) ? [c.action] : [])));
+    for (const a of never) {
+      out.push({ text: `${routeLabel(rt)}: no policy line grants ${a}, so every request to it is denied`, refs: [`${routesFile}:${rt.line}`] });
+    }
+  }
+  return out;
 }
 
 function checkLabel(c: Route['checks'][number]): string {
@@ -133,7 +152,7 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
         const reach = new Map<Action, Route>();
         for (const rt of routes) for (const a of routeActions(rt)) if (!reach.has(a)) reach.set(a, rt);
         const excused = new Map(r.except.map((e) => [e.action, e]));
-        for (const a of ACTIONS) {
+        for (const a of bundle.vocabulary.actions) {
           if (!reach.has(a) && !excused.has(a)) examples.push({ text: `${a} is decided by no route`, refs: [routesFile] });
         }
         for (const e of r.except) {
@@ -145,7 +164,14 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
     }
     if (examples.length > 0) violations.push({ invariant: inv, examples });
   }
-  return { revision: bundle.revision, invariants: set.invariants.length, decisions: rows.length, routes: routes.length, violations };
+  return {
+    revision: bundle.revision,
+    invariants: set.invariants.length,
+    decisions: rows.length,
+    routes: routes.length,
+    violations,
+    unreachable: unreachableRoutes(bundle),
+  };
 }
 
 /**

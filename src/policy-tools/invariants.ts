@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SourceError, YamlSource } from './yaml-source.ts';
-import { ACTIONS, SUBJECTS, TARGET_ROLES, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
+import { SUBJECTS, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
+import { buildVocabulary, closest, type Vocabulary } from '../policy/vocabulary.ts';
 import type { PolicyBundle } from '../policy/bundle.ts';
 import { policyFilePath } from './trace.ts';
 
@@ -116,14 +117,20 @@ function expand<T extends string>(list: readonly string[], universe: readonly T[
     const negated = raw.startsWith('!');
     const re = globToRegExp(negated ? raw.slice(1) : raw, '.*');
     const hits = universe.filter((u) => re.test(u));
-    if (hits.length === 0) return `"${raw}" matches no ${what}`;
+    if (hits.length === 0) {
+      // A plain action name that matches nothing is most often a typo of a declared one.
+      const hint = what === 'action' && !raw.includes('*') ? closest(negated ? raw.slice(1) : raw, universe) : undefined;
+      return `"${raw}" matches no ${what}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    }
     for (const h of hits) (negated ? exclude : include).add(h);
   }
   return universe.filter((u) => include.has(u) && !exclude.has(u));
 }
 
 /** Parses invariants.yaml. `file` is the path shown in messages. */
-export function parseInvariants(text: string, file: string): InvariantSet {
+export function parseInvariants(text: string, file: string, vocabulary: Vocabulary = buildVocabulary([])): InvariantSet {
+  // Action patterns expand over the policy folder's vocabulary (default: the native actions alone).
+  const ACTIONS = vocabulary.actions;
   const src = YamlSource.parse(text, file, (f, l, r) => new InvariantsError(f, l, r));
   const doc = src.doc;
   const fail = (path: (string | number)[], reason: string) => src.fail(path, reason);
@@ -168,7 +175,7 @@ export function parseInvariants(text: string, file: string): InvariantSet {
         const d = v.allow as z.infer<typeof ruleSchemas.allow>;
         const list = actions(d.actions);
         if (d.targets) {
-          const untargeted = list.find((a) => TARGET_ROLES[a] === undefined);
+          const untargeted = list.find((a) => vocabulary.targetRoles(a) === undefined);
           if (untargeted) throw fail(at('targets'), `${untargeted} has no target role, so targets do not apply`);
         }
         rule = { kind, subjects: subjects(d.subjects), actions: list, targets: d.targets };
@@ -182,7 +189,7 @@ export function parseInvariants(text: string, file: string): InvariantSet {
       case 'rank': {
         const d = v.rank as z.infer<typeof ruleSchemas.rank>;
         const list = actions(d.actions);
-        const untargeted = list.find((a) => TARGET_ROLES[a] === undefined);
+        const untargeted = list.find((a) => vocabulary.targetRoles(a) === undefined);
         if (untargeted) throw fail(at('actions'), `${untargeted} has no target role, so no rank applies`);
         rule = { kind, actions: list };
         break;
@@ -212,7 +219,10 @@ export function parseInvariants(text: string, file: string): InvariantSet {
         rule = {
           kind,
           except: Object.entries(d.except ?? {}).map(([action, reason]) => {
-            if (!ACTIONS.includes(action as Action)) throw fail(at('except').concat(action), `unknown action "${action}"`);
+            if (!vocabulary.has(action)) {
+              const hint = vocabulary.suggest(action);
+              throw fail(at('except').concat(action), `unknown action "${action}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+            }
             return { action: action as Action, reason, line: src.lineOf(at('except').concat(action)) ?? 0 };
           }),
         };
@@ -229,7 +239,7 @@ export function loadInvariants(bundle: PolicyBundle): InvariantSet {
   const file = policyFilePath(bundle, INVARIANTS_FILE);
   const text = bundle.source.files.get(INVARIANTS_FILE);
   if (text === undefined) throw new InvariantsError(file, undefined, `missing: check needs ${INVARIANTS_FILE} in the policy folder`);
-  return parseInvariants(text, file);
+  return parseInvariants(text, file, bundle.vocabulary);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import { newEnforcer, newModelFromString, StringAdapter, type Enforcer } from 'casbin';
-import { isAction } from '../domain.ts';
+import { isNativeAction } from '../domain.ts';
 import { parseRouteMap, RouteMap, RouteMapError } from './route-map.ts';
 import { DecisionTable } from './decision-table.ts';
+import { buildVocabulary, closest, unknownActionMessage, type Vocabulary } from './vocabulary.ts';
 import { policyRevision, type PolicySource } from './source.ts';
 
 export const MODEL_FILE = 'model.conf';
@@ -37,6 +38,8 @@ export interface PolicyBundle {
   table: DecisionTable;
   routes: RouteMap;
   policyLines: PolicyLine[];
+  /** The actions this folder decides over (native ones and every action its routes declare). */
+  vocabulary: Vocabulary;
 }
 
 function requireFile(source: PolicySource, name: string): string {
@@ -57,7 +60,7 @@ export function parsePolicyLines(text: string): PolicyLine[] {
   return lines;
 }
 
-function validatePolicyLines(lines: PolicyLine[]): void {
+function validatePolicyLines(lines: PolicyLine[], vocabulary: Vocabulary): void {
   const seen = new Map<string, number>();
   for (const l of lines) {
     const arity = l.ptype === 'p' ? 3 : l.ptype === 'g' || l.ptype === 'g2' ? 2 : undefined;
@@ -65,9 +68,9 @@ function validatePolicyLines(lines: PolicyLine[]): void {
     if (l.values.length !== arity || l.values.some((v) => v === '')) {
       throw new PolicyError(`a ${l.ptype} line takes ${arity} values, got "${l.text}"`, POLICY_FILE, l.line);
     }
-    // A misspelt action would silently deny; refuse it instead.
-    if (l.ptype === 'p' && !isAction(l.values[1]!)) {
-      throw new PolicyError(`unknown action "${l.values[1]}"`, POLICY_FILE, l.line);
+    // A misspelt action would silently deny; refuse it, naming the nearest declared one.
+    if (l.ptype === 'p' && !vocabulary.has(l.values[1]!)) {
+      throw new PolicyError(unknownActionMessage(vocabulary, l.values[1]!, ROUTES_FILE), POLICY_FILE, l.line);
     }
     const key = [l.ptype, ...l.values].join(',');
     if (seen.has(key)) throw new PolicyError(`duplicate of line ${seen.get(key)}`, POLICY_FILE, l.line);
@@ -119,9 +122,6 @@ export async function buildPolicyBundle(source: PolicySource): Promise<PolicyBun
   const policyText = requireFile(source, POLICY_FILE);
   const routesText = requireFile(source, ROUTES_FILE);
 
-  const policyLines = parsePolicyLines(policyText);
-  validatePolicyLines(policyLines);
-
   let routes: RouteMap;
   try {
     routes = new RouteMap(parseRouteMap(routesText, ROUTES_FILE));
@@ -129,6 +129,11 @@ export async function buildPolicyBundle(source: PolicySource): Promise<PolicyBun
     if (err instanceof RouteMapError) throw new PolicyError(err.message.replace(/^[^:]+:\d+: /, ''), ROUTES_FILE, err.line);
     throw err;
   }
+  // The folder is the vocabulary: the native actions, and every action a route decides.
+  const vocabulary = vocabularyOf(routes);
+
+  const policyLines = parsePolicyLines(policyText);
+  validatePolicyLines(policyLines, vocabulary);
 
   const enforcer = await createEnforcer(modelText, policyText);
   const enforce = (s: string, a: string, t: string): boolean => {
@@ -138,12 +143,32 @@ export async function buildPolicyBundle(source: PolicySource): Promise<PolicyBun
       throw new PolicyError(`Casbin could not evaluate (${s}, ${a}, ${t}): ${(err as Error).message}`, MODEL_FILE);
     }
   };
-  const table = DecisionTable.build(enforce);
+  const table = DecisionTable.build(vocabulary, enforce);
 
   // Verification: the table is what the gateway decides with, so it must agree with
   // an independent stock enforcer on every cell, including out-of-domain targets.
   const verifier = await createEnforcer(modelText, policyText);
   verifyDecisionTable(table, (s, a, t) => verifier.enforceSync(s, a, t));
 
-  return { revision: policyRevision(source), source, enforcer, table, routes, policyLines };
+  return { revision: policyRevision(source), source, enforcer, table, routes, policyLines, vocabulary };
+}
+
+/**
+ * The vocabulary a route map declares. An action named only in an `also=` check must be
+ * a native one or one some route decides: otherwise it is a typo that would deny silently.
+ */
+export function vocabularyOf(routes: RouteMap): Vocabulary {
+  const decided = new Set(routes.routes.flatMap((r) => (r.action !== undefined ? [r.action] : [])));
+  for (const r of routes.routes) {
+    for (const c of r.checks) {
+      if (c.action === 'grant' || isNativeAction(c.action) || decided.has(c.action)) continue;
+      const hint = closest(c.action, [...decided]);
+      throw new PolicyError(
+        `also=${c.action}: no route decides "${c.action}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+        ROUTES_FILE,
+        r.line,
+      );
+    }
+  }
+  return buildVocabulary(routes.declaredActions());
 }

@@ -1,27 +1,16 @@
-import {
-  ACTIONS,
-  NO_TARGET,
-  SUBJECTS,
-  TARGET_ROLES,
-  WORKSPACE_ROLES,
-  type Action,
-  type Subject,
-} from '../domain.ts';
+import { NO_TARGET, SUBJECTS, WORKSPACE_ROLES, type Action, type Subject } from '../domain.ts';
+import type { Vocabulary } from './vocabulary.ts';
 
 /** Every target value a decision can be asked about: none, then the five roles. */
 export const TARGETS = [NO_TARGET, ...WORKSPACE_ROLES] as const;
 export type Target = (typeof TARGETS)[number];
 
 const S = SUBJECTS.length;
-const A = ACTIONS.length;
 const T = TARGETS.length;
 
 export const SUBJECT_INDEX: Readonly<Record<Subject, number>> = Object.fromEntries(
   SUBJECTS.map((s, i) => [s, i]),
 ) as Record<Subject, number>;
-export const ACTION_INDEX: Readonly<Record<Action, number>> = Object.fromEntries(
-  ACTIONS.map((a, i) => [a, i]),
-) as Record<Action, number>;
 export const TARGET_INDEX: Readonly<Record<Target, number>> = Object.fromEntries(
   TARGETS.map((t, i) => [t, i]),
 ) as Record<Target, number>;
@@ -35,12 +24,12 @@ export interface DecisionRow {
   allow: boolean;
 }
 
-/** Every (subject, action, target) the domain has, in a stable order. */
-export function domainRows(): { subject: Subject; action: Action; target: Target }[] {
+/** Every (subject, action, target) of a vocabulary, in a stable order (subjects, then actions as the vocabulary lists them). */
+export function domainRows(vocabulary: Vocabulary): { subject: Subject; action: Action; target: Target }[] {
   const rows: { subject: Subject; action: Action; target: Target }[] = [];
   for (const subject of SUBJECTS) {
-    for (const action of ACTIONS) {
-      for (const target of (TARGET_ROLES[action] ?? [NO_TARGET]) as readonly Target[]) {
+    for (const action of vocabulary.actions) {
+      for (const target of (vocabulary.targetRoles(action) ?? [NO_TARGET]) as readonly Target[]) {
         rows.push({ subject, action, target });
       }
     }
@@ -49,16 +38,21 @@ export function domainRows(): { subject: Subject; action: Action; target: Target
 }
 
 /**
- * The compiled policy: one bit per (subject, action, target). Built by asking
- * Casbin about every cell at load time, so a decision is an array lookup.
+ * The compiled policy: one bit per (subject, action, target) over the folder's
+ * vocabulary. Built by asking Casbin about every cell at load time, so a decision is an
+ * array lookup. An action outside the vocabulary is denied.
  */
 export class DecisionTable {
+  readonly vocabulary: Vocabulary;
   readonly #bits: Uint8Array;
   /** Per (subject, action): does any target allow? Used before the target is known. */
   readonly #anyTarget: Uint8Array;
+  readonly #A: number;
 
-  private constructor(bits: Uint8Array) {
+  private constructor(vocabulary: Vocabulary, bits: Uint8Array) {
+    this.vocabulary = vocabulary;
     this.#bits = bits;
+    const A = (this.#A = vocabulary.actions.length);
     this.#anyTarget = new Uint8Array(S * A);
     for (let s = 0; s < S; s++) {
       for (let a = 0; a < A; a++) {
@@ -70,42 +64,49 @@ export class DecisionTable {
   }
 
   /** Evaluates `enforce(subject, action, target)` for every cell of the table. */
-  static build(enforce: (subject: string, action: string, target: string) => boolean): DecisionTable {
+  static build(vocabulary: Vocabulary, enforce: (subject: string, action: string, target: string) => boolean): DecisionTable {
+    const actions = vocabulary.actions;
+    const A = actions.length;
     const bits = new Uint8Array(S * A * T);
     for (let s = 0; s < S; s++) {
       for (let a = 0; a < A; a++) {
         for (let t = 0; t < T; t++) {
-          bits[(s * A + a) * T + t] = enforce(SUBJECTS[s]!, ACTIONS[a]!, TARGETS[t]!) ? 1 : 0;
+          bits[(s * A + a) * T + t] = enforce(SUBJECTS[s]!, actions[a]!, TARGETS[t]!) ? 1 : 0;
         }
       }
     }
-    return new DecisionTable(bits);
+    return new DecisionTable(vocabulary, bits);
   }
 
   /** Is `action` on `target` allowed for any of `subjects`? (A user with two roles gets the union.) */
   allows(subjects: readonly Subject[], action: Action, target: Target = NO_TARGET): boolean {
-    const a = ACTION_INDEX[action];
+    const a = this.vocabulary.indexOf(action);
     const t = TARGET_INDEX[target];
     if (a === undefined || t === undefined) return false;
     for (const subject of subjects) {
-      if (this.#bits[(SUBJECT_INDEX[subject] * A + a) * T + t] === 1) return true;
+      if (this.#bits[(SUBJECT_INDEX[subject] * this.#A + a) * T + t] === 1) return true;
     }
     return false;
   }
 
   /** Does any of `subjects` hold `action` for at least one target? */
   holds(subjects: readonly Subject[], action: Action): boolean {
-    const a = ACTION_INDEX[action];
+    const a = this.vocabulary.indexOf(action);
     if (a === undefined) return false;
     for (const subject of subjects) {
-      if (this.#anyTarget[SUBJECT_INDEX[subject] * A + a] === 1) return true;
+      if (this.#anyTarget[SUBJECT_INDEX[subject] * this.#A + a] === 1) return true;
     }
     return false;
   }
 
-  /** The complete table over the domain, sorted by subject, action and target as the domain lists them. */
+  /** Does any subject hold `action` at all (for any target)? */
+  granted(action: Action): boolean {
+    return this.holds(SUBJECTS, action);
+  }
+
+  /** The complete table over the vocabulary, sorted by subject, action and target as the vocabulary lists them. */
   rows(): DecisionRow[] {
-    return domainRows().map(({ subject, action, target }) => ({
+    return domainRows(this.vocabulary).map(({ subject, action, target }) => ({
       subject,
       action,
       target_role: target === NO_TARGET ? null : target,
@@ -115,6 +116,6 @@ export class DecisionTable {
 
   /** Every cell, including targets outside an action's domain: for verification against Casbin. */
   *cells(): Generator<{ subject: Subject; action: Action; target: Target }> {
-    for (const subject of SUBJECTS) for (const action of ACTIONS) for (const target of TARGETS) yield { subject, action, target };
+    for (const subject of SUBJECTS) for (const action of this.vocabulary.actions) for (const target of TARGETS) yield { subject, action, target };
   }
 }

@@ -1,4 +1,5 @@
-import { isAction, type Action } from '../domain.ts';
+import { isNativeAction, NATIVE_ACTIONS, TOKEN_ACTION, type Action } from '../domain.ts';
+import { ACTION_NAME, closest, type DeclaredAction } from './vocabulary.ts';
 
 /**
  * The route map: `METHOD PATH ACTION [option=value …]` lines in `policies/routes.txt`.
@@ -111,7 +112,9 @@ function parsePattern(file: string, line: number, pattern: string): PatternSegme
 
 function parseCheck(file: string, line: number, spec: string, defaultTarget?: string): RouteCheck {
   const [action, target] = spec.includes('@') ? spec.split('@', 2) : [spec, defaultTarget];
-  if (action !== 'grant' && !isAction(action!)) throw new RouteMapError(file, line, `unknown action "${action}"`);
+  if (action !== 'grant' && !ACTION_NAME.test(action!)) {
+    throw new RouteMapError(file, line, `"${action}" is not an action name (resource:verb, lower case, e.g. report:read)`);
+  }
   if (target !== undefined && !(TARGET_SOURCES as readonly string[]).includes(target)) {
     throw new RouteMapError(file, line, `unknown target "${target}" (one of ${TARGET_SOURCES.join(', ')})`);
   }
@@ -183,8 +186,17 @@ export function parseRouteMap(text: string, file = 'routes.txt'): Route[] {
     if (hasParam('p') && !hasParam('ws')) throw new RouteMapError(file, lineNo, '{p} needs {ws}');
     if (hasParam('t') && !hasParam('p')) throw new RouteMapError(file, lineNo, '{t} needs {p}');
     if (auth === 'token' && to !== 'upstream') throw new RouteMapError(file, lineNo, 'auth=token routes must be to=upstream');
-    if (auth === 'token' && action !== 'package:install') {
-      throw new RouteMapError(file, lineNo, 'auth=token routes can only be package:install');
+    // The gateway reads the body only of its own routes; a forwarded body is streamed, unread.
+    if (to === 'upstream' && checks.some((c) => c.target === 'body.role')) {
+      throw new RouteMapError(file, lineNo, 'target body.role needs to=native: a forwarded body is streamed to the upstream, never read (use member, self or invite)');
+    }
+    if (auth === 'token' && action !== TOKEN_ACTION) {
+      throw new RouteMapError(file, lineNo, `auth=token routes can only be ${TOKEN_ACTION}`);
+    }
+    // The gateway answers native routes itself: their actions are the product's own.
+    if (to === 'native' && action !== undefined && !isNativeAction(action)) {
+      const hint = closest(action, NATIVE_ACTIONS);
+      throw new RouteMapError(file, lineNo, `"${action}" is not a native action (to=native routes are the team-and-roles API)${hint ? `; did you mean "${hint}"?` : ''}`);
     }
     if (action !== undefined && auth === 'none') throw new RouteMapError(file, lineNo, 'auth=none routes cannot have an action');
 
@@ -260,6 +272,15 @@ export class RouteMap {
   constructor(routes: Route[]) {
     this.routes = routes;
     this.#ordered = [...routes].sort(compareSpecificity);
+  }
+
+  /** Every action a route decides (its own and its also= checks), in file order, with whether a route targets it. */
+  declaredActions(): DeclaredAction[] {
+    const out: DeclaredAction[] = [];
+    for (const r of this.routes) {
+      for (const c of r.checks) if (c.action !== 'grant') out.push({ action: c.action, targeted: c.target !== undefined });
+    }
+    return out;
   }
 
   #candidates(count: number): readonly Route[] {

@@ -82,8 +82,9 @@ describe('packagento-gate serve', () => {
     expect(p.output()).toContain('"msg":"shutting down"');
     // Decision lines go to stdout, one JSON object per line, all written out by the time it exits.
     const decisions = p.output().split('\n').filter((l) => l.includes('"decision_id"')).map((l) => JSON.parse(l));
+    // Each with the status the client got (the workspace was created: 201).
     expect(decisions.map((d) => [d.method, d.result, d.status])).toEqual([
-      ['PUT', 'allow', 200],
+      ['PUT', 'allow', 201],
       ['GET', 'allow', 200],
       ['GET', 'deny', 401],
     ]);
@@ -104,6 +105,29 @@ describe('packagento-gate serve', () => {
     expect(await p.exited).toBe(2);
     expect(p.output()).toMatch(/policy\.csv:2: unknown action "workspace:raed"/);
   }, 30_000);
+
+  test('GATE_AUTHZ_PORT starts the forward-auth listener on its own loopback port', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const authzPort = port + 1;
+    const p = run(['serve'], { ...env, GATE_PORT: String(port), GATE_AUTHZ_PORT: String(authzPort) });
+    try {
+      await waitFor(() => p.output().includes('"msg":"listening"'), 'the listening log line');
+      expect(p.output()).toContain('"msg":"forward-auth listening"');
+      const jwt = await userJwt('olga');
+      const asked = await fetch(`http://127.0.0.1:${authzPort}/_gate/authz`, {
+        headers: { authorization: `Bearer ${jwt}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/v1/me/workspaces', 'x-request-id': 'serve-authz' },
+      });
+      expect(asked.status).toBe(200);
+      expect(asked.headers.get('x-packagento-principal')).toBe('user:olga');
+      const publicPort = await fetch(`http://127.0.0.1:${port}/_gate/authz`, { headers: { authorization: `Bearer ${jwt}` } });
+      expect(publicPort.status).toBe(404);
+    } finally {
+      p.child.kill('SIGTERM');
+    }
+    expect(await p.exited).toBe(0);
+    const lines = p.output().split('\n').filter((l) => l.includes('"decision_id"')).map((l) => JSON.parse(l));
+    expect(lines.find((d) => d.request_id === 'serve-authz')).toMatchObject({ mode: 'forward-auth', result: 'allow', status: 200 });
+  }, 60_000);
 
   test('migrate is idempotent', async () => {
     const out: string[] = [];

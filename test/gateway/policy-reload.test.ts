@@ -50,7 +50,8 @@ describe('an invalid policy on reload is rejected; the last good policy stays', 
     ['policy.csv has a malformed line', 'policy.csv', (s) => s + '\np, viewer\n'],
     ['policy.csv repeats a line', 'policy.csv', (s) => s + '\np, viewer, licence:list, -\n'],
     ['routes.txt has a garbage line', 'routes.txt', (s) => s + '\nFETCH /v1/anything whatever to=upstream\n'],
-    ['routes.txt maps to an unknown action', 'routes.txt', (s) => s + '\nGET /v1/workspaces/{ws}/secrets secret:read to=upstream\n'],
+    ['routes.txt gives a native route an action the gateway does not answer', 'routes.txt', (s) => s + '\nGET /v1/workspaces/{ws}/secrets secret:read to=native\n'],
+    ['routes.txt drops a route of the gateway\'s own API', 'routes.txt', (s) => s.replace(/^GET\s+\/v1\/workspaces\/\{ws\}\/members\s+member:list.*$/m, '# dropped')],
     ['model.conf is not a Casbin model', 'model.conf', () => '[request_definition]\nr = sub\n[nonsense\n'],
   ])('%s', async (_name, file, change) => {
     const { t, dir } = await gatewayOnCopy();

@@ -143,7 +143,10 @@ describe('a bad route map names its line', () => {
   const ok = 'GET /v1/workspaces/{ws}/licences licence:list to=upstream\n';
   it.each([
     ['an unknown method', 'HEAD /x - to=native', /unknown method/],
-    ['an unknown action', 'GET /x/{ws} secret:read to=upstream', /unknown action/],
+    // Any resource:verb is an action the folder declares (CONTRACT §5); a malformed one is not.
+    ['a malformed action name', 'GET /x/{ws} Secret.Read to=upstream', /is not an action name/],
+    ['a native route with an action the gateway does not answer', 'GET /x/{ws} secret:read to=native', /is not a native action/],
+    ['a forwarded route decided on its body', 'POST /x/{ws} report:share to=upstream target=body.role', /target body.role needs to=native/],
     ['a missing to=', 'GET /x -', /to= must be/],
     ['an unknown option', 'GET /x - to=native via=proxy', /unknown option/],
     ['an option given twice', 'GET /x - to=native to=upstream', /given twice/],

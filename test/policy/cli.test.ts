@@ -93,7 +93,7 @@ cases:
     const r = await runCli(['test', 'fixtures/invalid/unknown-action.yaml']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('packagento-gate test: invalid fixture: fixtures/invalid/unknown-action.yaml:10: cases[0].action: unknown action "token:steal"\n');
+    expect(r.stderr).toBe('packagento-gate test: invalid fixture: fixtures/invalid/unknown-action.yaml:10: cases[0].action: unknown action "token:steal": the policy folder does not declare it\n');
   });
 
   it('exits 2 for a policy that does not load, naming file and line', async () => {

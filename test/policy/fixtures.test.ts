@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACTIONS, NO_TARGET, SUBJECTS, TARGET_ROLES, WORKSPACE_ROLES } from '../../src/domain.ts';
+import { NO_TARGET, SUBJECTS, WORKSPACE_ROLES } from '../../src/domain.ts';
 import { fixtureJsonSchema } from '../../src/policy-tools/fixture-schema.ts';
 import { runFixture, runFixtures, type FixtureResult } from '../../src/policy-tools/fixture-run.ts';
 import { FixtureError, loadFixtureFile, parseFixture, resolveFixturePaths } from '../../src/policy-tools/fixtures.ts';
@@ -39,14 +39,16 @@ describe('shipped fixtures (fixtures/*.yaml) against policies/', () => {
 
   it('cover every subject × every action', () => {
     const seen = new Set(decided().map((d) => `${d.subject} ${d.c.action}`));
-    const missing = SUBJECTS.flatMap((s) => ACTIONS.filter((a) => !seen.has(`${s} ${a}`)).map((a) => `${s} ${a}`));
+    const missing = SUBJECTS.flatMap((s) => bundle.vocabulary.actions.filter((a) => !seen.has(`${s} ${a}`)).map((a) => `${s} ${a}`));
     expect(missing).toEqual([]);
   });
 
   it('cover every target role of every rank rule for every workspace role (member:leave: the leaver’s own role)', () => {
     const seen = new Set(decided().map((d) => `${d.subject} ${d.c.action} ${d.c.target}`));
     const missing: string[] = [];
-    for (const [action, targets] of Object.entries(TARGET_ROLES)) {
+    for (const action of bundle.vocabulary.actions) {
+      const targets = bundle.vocabulary.targetRoles(action);
+      if (targets === undefined) continue;
       for (const s of WORKSPACE_ROLES) {
         const wanted = action === 'member:leave' ? [s] : targets!;
         for (const t of wanted) if (!seen.has(`${s} ${action} ${t}`)) missing.push(`${s} ${action}@${t}`);
@@ -56,7 +58,7 @@ describe('shipped fixtures (fixtures/*.yaml) against policies/', () => {
   });
 
   it('expect both outcomes for every action (a pair not listed as allowed is expected to deny)', () => {
-    for (const a of ACTIONS) {
+    for (const a of bundle.vocabulary.actions) {
       const outcomes = new Set(decided().filter((d) => d.c.action === a).map((d) => d.c.expect));
       expect([a, [...outcomes].sort()]).toEqual([a, ['allow', 'deny']]);
     }
@@ -113,7 +115,8 @@ describe('fixtures that must fail to load (fixtures/invalid/)', () => {
   });
 
   it.each(cases)('%s is refused at line %s', async (name, line, message) => {
-    const err = await loadFixtureFile(`fixtures/invalid/${name}`, ROOT).then(
+    const { vocabulary } = await loadDefault();
+    const err = await loadFixtureFile(`fixtures/invalid/${name}`, ROOT, vocabulary).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -129,7 +132,7 @@ describe('fixtures that must fail to load (fixtures/invalid/)', () => {
 describe('policy bundles that must fail to load (fixtures/invalid/bundles/)', () => {
   const cases: [dir: string, message: string][] = [
     ['unknown-action-in-policy', 'policy.csv:24: unknown action "token:steal"'],
-    ['unknown-action-in-routes', 'routes.txt:52: unknown action "guest:lsit"'],
+    ['unknown-action-in-routes', 'routes.txt:52: "guest:lsit" is not a native action (to=native routes are the team-and-roles API); did you mean "guest:list"?'],
     ['duplicate-line', 'policy.csv:12: duplicate of line 11'],
     ['bad-arity', 'policy.csv:17: a p line takes 3 values'],
     ['missing-routes', 'routes.txt: missing routes.txt'],

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ACTIONS, SUBJECTS } from '../../src/domain.ts';
+import { SUBJECTS } from '../../src/domain.ts';
+import { buildPolicyBundle } from '../../src/policy/bundle.ts';
+import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
 import { expectGolden, runCli, TEST_POLICIES } from './helpers.ts';
 
 const MINI = `${TEST_POLICIES}/mini`;
@@ -28,8 +30,12 @@ describe('matrix', () => {
     expect(Object.keys(m)).toEqual(['revision', 'decisions']);
     expect(m.revision).toMatch(/^[0-9a-f]{16}$/);
     for (const d of m.decisions) expect(Object.keys(d)).toEqual(['subject', 'action', 'target_role', 'allow']);
-    // 21 actions without a target, member:invite/update-role/remove/leave/invite:reissue × 5, guest:invite × 2.
-    expect(m.decisions).toHaveLength(SUBJECTS.length * (ACTIONS.length - 6 + 5 * 5 + 2));
+    // Every action of the folder's vocabulary once, rank-ruled ones once per target role
+    // (member:invite/update-role/remove/leave/invite:reissue × 5, guest:invite × 2).
+    const { vocabulary } = await buildPolicyBundle(await loadPolicySourceFromDir(MINI));
+    const columns = vocabulary.actions.reduce((n, a) => n + (vocabulary.targetRoles(a)?.length ?? 1), 0);
+    expect(columns).toBe(vocabulary.actions.length - 6 + 5 * 5 + 2);
+    expect(m.decisions).toHaveLength(SUBJECTS.length * columns);
     expect(new Set(m.decisions.map((d) => d['subject']))).toEqual(new Set(SUBJECTS));
     expect(m.decisions.find((d) => d['subject'] === 'admin' && d['action'] === 'member:invite' && d['target_role'] === 'owner')).toEqual({
       subject: 'admin',
@@ -74,7 +80,7 @@ describe('check', () => {
   it('reports a policy file that does not load with its file and line (exit 1)', async () => {
     const r = await runCli(['check', '--policies', 'fixtures/invalid/bundles/unknown-action-in-routes']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe('fixtures/invalid/bundles/unknown-action-in-routes/routes.txt:52: unknown action "guest:lsit"\ncheck: the policy does not load\n');
+    expect(r.stdout).toBe('fixtures/invalid/bundles/unknown-action-in-routes/routes.txt:52: "guest:lsit" is not a native action (to=native routes are the team-and-roles API); did you mean "guest:list"?\ncheck: the policy does not load\n');
   });
 
   it('reports an invariants file that does not load with its line (exit 1)', async () => {

@@ -44,7 +44,7 @@ describe('invariant rules over the mini policy', () => {
     bundle = await buildPolicyBundle(await loadPolicySourceFromDir(join(ROOT, TEST_POLICIES, 'mini')));
   });
   const violations = (body: string) => {
-    const set = parseInvariants(`${RANKS}invariants:\n${body}`, 'inv.yaml');
+    const set = parseInvariants(`${RANKS}invariants:\n${body}`, 'inv.yaml', bundle.vocabulary);
     return checkInvariants(bundle, set).violations.map((v) => [v.invariant.id, v.invariant.line, v.examples.map((e) => e.text)]);
   };
 
@@ -69,6 +69,7 @@ describe('invariant rules over the mini policy', () => {
     const set = parseInvariants(
       'ranks: [owner, developer, admin, billing, viewer]\ninvariants:\n  - { id: r, description: d, rank: { actions: [member:invite] } }\n',
       'inv.yaml',
+      bundle.vocabulary,
     );
     expect(checkInvariants(bundle, set).violations.map((v) => v.examples.map((e) => e.text))).toEqual([['admin member:invite@developer → allow']]);
   });
@@ -95,7 +96,7 @@ describe('invariant rules over the mini policy', () => {
   });
 
   it('names the policy.csv line (and inherited g lines) behind an allowed counter-example', () => {
-    const set = parseInvariants(`${RANKS}invariants:\n  - { id: a, description: d, deny: { subjects: [owner], actions: [token:read] } }\n`, 'inv.yaml');
+    const set = parseInvariants(`${RANKS}invariants:\n  - { id: a, description: d, deny: { subjects: [owner], actions: [token:read] } }\n`, 'inv.yaml', bundle.vocabulary);
     const [v] = checkInvariants(bundle, set).violations;
     expect(v!.examples[0]!.refs).toEqual([
       `${TEST_POLICIES}/mini/policy.csv:4 p, developer, token:read, -`.replace(`${TEST_POLICIES}/mini/`, `${join(ROOT, TEST_POLICIES, 'mini')}/`),
@@ -109,7 +110,7 @@ describe('the shipped policies/invariants.yaml', () => {
   it('holds over policies/', async () => {
     const bundle = await buildPolicyBundle(await loadPolicySourceFromDir(join(ROOT, 'policies')));
     const text = bundle.source.files.get('invariants.yaml')!;
-    const report = checkInvariants(bundle, parseInvariants(text, 'policies/invariants.yaml'));
+    const report = checkInvariants(bundle, parseInvariants(text, 'policies/invariants.yaml', bundle.vocabulary));
     expect(report.violations).toEqual([]);
     expect(report.invariants).toBeGreaterThanOrEqual(20);
   });

@@ -18,8 +18,14 @@ export function renderCheckReport(report: CheckReport): string {
     }
     if (v.examples.length > MAX_EXAMPLES) out.push(`  … and ${v.examples.length - MAX_EXAMPLES} more`);
   }
-  if (report.violations.length > 0) {
-    out.push(`check: ${report.violations.length} of ${report.invariants} invariants violated (revision ${report.revision})`);
+  for (const ex of report.unreachable) {
+    out.push(`${ex.refs[0] ?? ''}: unreachable route: ${ex.text}`);
+  }
+  if (report.violations.length > 0 || report.unreachable.length > 0) {
+    const parts = [];
+    if (report.violations.length > 0) parts.push(`${report.violations.length} of ${report.invariants} invariants violated`);
+    if (report.unreachable.length > 0) parts.push(`${report.unreachable.length} unreachable route${report.unreachable.length === 1 ? '' : 's'}`);
+    out.push(`check: ${parts.join(', ')} (revision ${report.revision})`);
   } else {
     out.push(
       `check: ${report.invariants} invariants hold over ${report.decisions} decisions and ${report.routes} routes (revision ${report.revision})`,

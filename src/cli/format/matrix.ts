@@ -1,5 +1,5 @@
 import { SUBJECTS } from '../../domain.ts';
-import { allowedIn, indexMatrix, matrixColumns, type Matrix } from '../../policy-tools/matrix.ts';
+import { allowedIn, columnsOf, indexMatrix, type Matrix } from '../../policy-tools/matrix.ts';
 
 export const MATRIX_FORMATS = ['md', 'json', 'csv'] as const;
 export type MatrixFormat = (typeof MATRIX_FORMATS)[number];
@@ -32,7 +32,7 @@ export function renderMatrixMd(m: Matrix): string {
     `| action | target role | ${SUBJECTS.join(' | ')} |`,
     `|---|---|${SUBJECTS.map(() => ':-:').join('|')}|`,
   ];
-  for (const { action, target_role } of matrixColumns()) {
+  for (const { action, target_role } of columnsOf(m)) {
     const cells = SUBJECTS.map((s) => (allowedIn(index, s, action, target_role) ? '✓' : ' '));
     out.push(`| \`${action}\` | ${target_role ?? ''} | ${cells.join(' | ')} |`);
   }
