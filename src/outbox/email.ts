@@ -49,7 +49,7 @@ export function renderInviteEmail(type: OutboxEventType, data: InviteData, link:
   const project = data.project_id ? oneLine(data.project_name ?? data.project_id) : undefined;
   const reissued = type === 'invite.reissued';
   const where = project ? `the project "${project}" in the workspace "${workspace}"` : `the workspace "${workspace}"`;
-  const what = project ? `a guest ${data.role}` : `a ${data.role}`;
+  const what = project ? `a guest ${data.role}` : `${/^[aeiou]/i.test(data.role) ? 'an' : 'a'} ${data.role}`;
   const subject = project
     ? `${reissued ? 'New link: ' : ''}${inviter} invited you to the project ${project} (${workspace}) on Packagento`
     : `${reissued ? 'New link: ' : ''}${inviter} invited you to ${workspace} on Packagento`;
