@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { runFixtures } from '../authz/fixtures.ts';
-import { diffBundles, diffFails, diffFixtureResults, type FailOn, type PolicyDiff } from '../authz/policy-diff.ts';
-import { resolvePolicySpec, type PolicySpec } from '../authz/policy-input.ts';
+import { runFixtures } from '../policy-tools/fixture-run.ts';
+import { diffBundles, diffFails, diffFixtureResults, type FailOn, type PolicyDiff } from '../policy-tools/diff.ts';
+import { resolvePolicySpec, type PolicySpec } from '../policy-tools/input.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
 import { DIFF_FORMATS, renderDiff, type DiffFormat } from './format/diff.ts';
 import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';

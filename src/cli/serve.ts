@@ -1,6 +1,6 @@
 import { loadConfig, requireServeConfig, ConfigError } from '../config.ts';
-import { PolicyError } from '../authz/policy-bundle.ts';
-import { PolicySourceError } from '../authz/policy-source.ts';
+import { PolicyError } from '../policy/bundle.ts';
+import { PolicySourceError } from '../policy/source.ts';
 import { refuseDemoCredentials } from '../demo/credentials.ts';
 import { startGateway } from '../main.ts';
 import { EXIT_OK, EXIT_USAGE, parseCommandArgs, type Command } from './command.ts';

@@ -3,7 +3,7 @@ import { loadConfig } from '../config.ts';
 import { WORKSPACE_ROLES, isWorkspaceRole } from '../domain.ts';
 import { openDb } from '../db/client.ts';
 import { migrate } from '../db/migrations.ts';
-import { transferOwnership } from '../support/transfer-ownership.ts';
+import { transferOwnership } from '../team/ownership-transfer.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, UsageError, type Command } from './command.ts';
 
 export const transferOwnershipCommand: Command = {

@@ -2,9 +2,9 @@ import { describe, expect, test } from 'vitest';
 import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
 import { readFile } from 'node:fs/promises';
 import { ACTIONS, SUBJECTS } from '../../src/domain.ts';
-import { DecisionTable, TARGETS } from '../../src/authz/decision-table.ts';
-import { buildPolicyBundle, verifyDecisionTable } from '../../src/authz/policy-bundle.ts';
-import { loadPolicySourceFromDir } from '../../src/authz/policy-source.ts';
+import { DecisionTable, TARGETS } from '../../src/policy/decision-table.ts';
+import { buildPolicyBundle, verifyDecisionTable } from '../../src/policy/bundle.ts';
+import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
 
 describe('the compiled decision table', () => {
   test('equals stock node-casbin, loaded from the files, on every cell of the domain', async () => {

@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { seedWorld } from '../../src/authz/world.ts';
+import { seedWorld } from '../../src/policy-tools/world.ts';
 import { createSecretBox } from '../../src/crypto/secret-box.ts';
-import { AccessRepo, sha256 } from '../../src/db/access-repo.ts';
+import { AccessRepo } from '../../src/db/access-repo.ts';
+import { sha256 } from '../../src/crypto/hash.ts';
 import { openDb, type Db } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrations.ts';
 

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkInvariants, InvariantsError, parseInvariants } from '../../src/authz/invariants.ts';
-import { buildPolicyBundle, type PolicyBundle } from '../../src/authz/policy-bundle.ts';
-import { loadPolicySourceFromDir } from '../../src/authz/policy-source.ts';
+import { checkInvariants } from '../../src/policy-tools/invariant-check.ts';
+import { InvariantsError, parseInvariants } from '../../src/policy-tools/invariants.ts';
+import { buildPolicyBundle, type PolicyBundle } from '../../src/policy/bundle.ts';
+import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
 import { ROOT, TEST_POLICIES } from './helpers.ts';
 
 const RANKS = 'ranks: [owner, admin, developer, billing, viewer]\n';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PolicyDiff } from '../../src/authz/policy-diff.ts';
+import type { PolicyDiff } from '../../src/policy-tools/diff.ts';
 import { copyPolicies, editOnce, runCli } from './helpers.ts';
 
 /**

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
 import { describe, expect, it } from 'vitest';
 import { NO_TARGET } from '../../src/domain.ts';
-import { computeMatrix } from '../../src/authz/matrix.ts';
-import { buildPolicyBundle } from '../../src/authz/policy-bundle.ts';
+import { computeMatrix } from '../../src/policy-tools/matrix.ts';
+import { buildPolicyBundle } from '../../src/policy/bundle.ts';
 import { prng, ROOT } from './helpers.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { isEmptyDiff, type DecisionChange, type PolicyDiff, type RouteShape } from '../../authz/policy-diff.ts';
+import { isEmptyDiff, type DecisionChange, type PolicyDiff, type RouteShape } from '../../policy-tools/diff.ts';
 
 export const DIFF_FORMATS = ['md', 'json'] as const;
 export type DiffFormat = (typeof DIFF_FORMATS)[number];
