@@ -27,6 +27,13 @@ export interface Config {
   mode: 'enforce' | 'shadow';
   upstreamTimeoutMs: number;
   logLevel: LogLevel;
+  /** `smtp://` or `smtps://` URL for invite emails (may carry credentials: never log it). */
+  smtpUrl: string | undefined;
+  mailFrom: string | undefined;
+  /** Where change events are POSTed (Standard Webhooks). */
+  webhookUrl: string | undefined;
+  /** `whsec_…` */
+  webhookSecret: string | undefined;
 }
 
 /** Thrown by `loadConfig`; `problems` names every bad variable at once. */
@@ -93,6 +100,35 @@ const envSchema = z.object({
   GATE_MODE: z.enum(['enforce', 'shadow']).default('enforce'),
   GATE_UPSTREAM_TIMEOUT_MS: intInRange(1, 600_000).default(30_000),
   GATE_LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  // May carry credentials (smtp://user:pass@host): messages never echo the value.
+  GATE_SMTP_URL: z
+    .string()
+    .refine((v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'smtp:' || u.protocol === 'smtps:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    }, 'must be an smtp:// or smtps:// URL with a host')
+    .optional(),
+  GATE_MAIL_FROM: z
+    .string()
+    .refine((v) => {
+      const m = /^[^<>]*<([^<>]+)>\s*$/.exec(v);
+      return /^[^\s@<>]+@[^\s@<>]+$/.test(m ? m[1]! : v.trim());
+    }, 'must be an email address, e.g. "Packagento <noreply@example.com>"')
+    .optional(),
+  GATE_WEBHOOK_URL: httpUrl.optional(),
+  GATE_WEBHOOK_SECRET: z
+    .string()
+    .refine((v) => {
+      const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(v);
+      if (!m) return false;
+      const n = Buffer.from(m[1]!, 'base64').length;
+      return n >= 24 && n <= 64;
+    }, 'must be whsec_ followed by 24 to 64 base64-encoded random bytes (e.g. `echo whsec_$(openssl rand -base64 32)`)')
+    .optional(),
 });
 
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -154,6 +190,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('GATE_DATABASE_SYNC_URL: an embedded replica needs a file: GATE_DATABASE_URL');
   }
 
+  if (e.GATE_SMTP_URL !== undefined && e.GATE_MAIL_FROM === undefined) problems.push('GATE_MAIL_FROM: required with GATE_SMTP_URL');
+  if (e.GATE_WEBHOOK_URL !== undefined && e.GATE_WEBHOOK_SECRET === undefined) problems.push('GATE_WEBHOOK_SECRET: required with GATE_WEBHOOK_URL');
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -174,6 +213,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     mode: e.GATE_MODE,
     upstreamTimeoutMs: e.GATE_UPSTREAM_TIMEOUT_MS,
     logLevel: e.GATE_LOG_LEVEL,
+    smtpUrl: e.GATE_SMTP_URL,
+    mailFrom: e.GATE_MAIL_FROM,
+    webhookUrl: e.GATE_WEBHOOK_URL,
+    webhookSecret: e.GATE_WEBHOOK_SECRET,
   };
 }
 

@@ -17,6 +17,8 @@ import { createLogger, errorFields, type LineSink, type Logger } from './log/log
 import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
 import type { NativeHandlers } from './team/types.ts';
+import { createOutboxChannels } from './outbox/channels.ts';
+import { createOutboxDeliverer, type OutboxDeliverer, type OutboxDelivererOptions } from './outbox/deliverer.ts';
 
 export type ServeConfig = Config & {
   upstreamUrl: URL;
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   onDecision?: (outcome: GateOutcome) => void | Promise<void>;
   /** Clock for invites and tokens (tests). */
   now?: () => number;
+  /** Outbox delivery loop tuning (tests: a short poll, a fast backoff); `false` runs no deliverer. */
+  outbox?: false | Pick<OutboxDelivererOptions, 'pollMs' | 'leaseMs' | 'backoff' | 'holderId' | 'onDelivery'>;
 }
 
 export interface Gateway {
@@ -48,6 +52,8 @@ export interface Gateway {
   db: Db;
   policy: PolicyStore;
   logger: Logger;
+  /** The outbox delivery loop (undefined when turned off). */
+  outbox: OutboxDeliverer | undefined;
   /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
   close(drainMs?: number): Promise<void>;
 }
@@ -60,12 +66,13 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const migrated = await migrate(db);
     if (migrated.applied.length > 0) logger.info('database migrated', { applied: migrated.applied, version: migrated.current });
 
+    const secretBox = createSecretBox(config.tokenEncryptionKey);
     // Natives are built before the policy so a policy naming a native route nobody answers is refused.
     const natives: NativeHandlers =
       options.natives ??
       createNativeHandlers({
         db,
-        secretBox: createSecretBox(config.tokenEncryptionKey),
+        secretBox,
         inviteUrl: config.inviteUrl,
         inviteTtlDays: config.inviteTtlDays,
         now: options.now ?? Date.now,
@@ -132,6 +139,20 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
 
+    // The outbox delivery loop: every gateway runs one; the lease in the database lets one deliver.
+    let outbox: OutboxDeliverer | undefined;
+    if (options.outbox !== false) {
+      outbox = createOutboxDeliverer({
+        db,
+        secretBox,
+        channels: createOutboxChannels(config),
+        now: options.now ?? Date.now,
+        logger,
+        ...(options.outbox ?? {}),
+      });
+      outbox.start();
+    }
+
     const onHup = () => void policy.reload();
     if (options.handleSignals) process.on('SIGHUP', onHup);
     if (options.watchPolicy) policy.watch();
@@ -145,6 +166,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       db,
       policy,
       logger,
+      outbox,
       async close(drainMs = 10_000) {
         process.off('SIGHUP', onHup);
         policy.close();
@@ -163,6 +185,8 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           server.closeIdleConnections();
         });
         forwarder.close();
+        // After the drain, so the events of the last requests are in; deliveries in flight get a grace.
+        await outbox?.stop();
         decisionLog.flush();
         db.close();
       },

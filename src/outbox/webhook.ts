@@ -16,7 +16,8 @@ const WHSEC = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 /** Is this a usable Standard Webhooks secret? (config validation) */
 export function isWebhookSecret(value: string): boolean {
   if (!WHSEC.test(value)) return false;
-  return Buffer.from(value.slice('whsec_'.length), 'base64').length >= 16;
+  const n = Buffer.from(value.slice('whsec_'.length), 'base64').length;
+  return n >= 24 && n <= 64;
 }
 
 /**
@@ -27,7 +28,7 @@ export function isWebhookSecret(value: string): boolean {
  * a timeout or a network error is a failure to retry.
  */
 export function createWebhookChannel(options: WebhookChannelOptions): OutboxChannel {
-  if (!isWebhookSecret(options.secret)) throw new Error('the webhook secret must be whsec_ followed by a base64 key of at least 16 bytes');
+  if (!isWebhookSecret(options.secret)) throw new Error('the webhook secret must be whsec_ followed by 24 to 64 base64-encoded bytes');
   const url = new URL(options.url);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('the webhook URL must be http(s)');
   const signer = new Webhook(options.secret);

@@ -59,9 +59,10 @@ describe('outbox pieces', () => {
     expect(mail.text).toContain('as an admin');
   });
 
-  it('webhook secrets: whsec_ and a base64 key of at least 16 bytes', () => {
+  it('webhook secrets: whsec_ and a base64 key of 24 to 64 bytes', () => {
     expect(isWebhookSecret('whsec_' + randomBytes(24).toString('base64'))).toBe(true);
-    expect(isWebhookSecret('whsec_' + randomBytes(8).toString('base64'))).toBe(false);
+    expect(isWebhookSecret('whsec_' + randomBytes(16).toString('base64'))).toBe(false);
+    expect(isWebhookSecret('whsec_' + randomBytes(65).toString('base64'))).toBe(false);
     expect(isWebhookSecret(randomBytes(24).toString('base64'))).toBe(false);
     expect(isWebhookSecret('whsec_not base64!')).toBe(false);
   });
