@@ -133,7 +133,7 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
           const at = now();
           const { row, privateKey } = await mint(tx, ctx, name, at);
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.minted', target: `token:${row.id}`, detail: { project_id: row.project_id, name, minted_as: row.minted_as }, requestId: ctx.requestId, at });
-          await enqueue(tx, { type: 'token.created', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: row.id, project_id: row.project_id, name, public_key: row.public_key, minted_by: user.id, minted_as: row.minted_as } }, { now: at });
+          await enqueue(tx, { type: 'token.created', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: row.id, project_id: row.project_id, name, minted_by: user.id, minted_as: row.minted_as } }, { now: at });
           return ok(withKeys(ctx, row, privateKey));
         });
         return respond(ctx, result, 201);
@@ -157,7 +157,7 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
             args: [at, row.id, old.id],
           });
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.rotated', target: `token:${old.id}`, detail: { replaced_by: row.id, project_id: row.project_id }, requestId: ctx.requestId, at });
-          await enqueue(tx, { type: 'token.rotated', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: old.id, replaced_by: row.id, public_key: row.public_key, project_id: row.project_id } }, { now: at });
+          await enqueue(tx, { type: 'token.rotated', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: old.id, replaced_by: row.id, project_id: row.project_id } }, { now: at });
           return ok({ rotated: old.id, ...withKeys(ctx, row, privateKey) });
         });
         return respond(ctx, result);
