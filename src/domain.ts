@@ -43,6 +43,7 @@ export const ACTIONS = [
   'invite:list',
   'invite:revoke',
   'invite:reissue',
+  'audit:list',
   'project:list',
   'project:read',
   'project:create',
