@@ -26,6 +26,7 @@ export const BUSY_TIMEOUT_MS = 5000;
 export interface Db {
   readonly client: Client;
   readonly isFile: boolean;
+  /** A read on the client; a write statement is run through `write()` (its own transaction, in the queue). */
   execute(stmt: InStatement): Promise<ResultSet>;
   /**
    * One row of a hot-path read (the decision's role lookup, the token lookup). On an
@@ -164,12 +165,18 @@ function createQueue() {
   };
 }
 
+/** Statements that only read (and PRAGMAs, which must not run inside a transaction). */
+const READ_ONLY = /^\s*(SELECT|PRAGMA|EXPLAIN)\b/i;
+
 export function createDb(client: Client, isFile: boolean, reader?: PreparedReader): Db {
   const writeQueue = createQueue();
-  return {
+  const db: Db = {
     client,
     isFile,
-    execute: (stmt) => client.execute(stmt),
+    // A write passed to execute() still goes through write(): an autocommit write on another pooled
+    // connection, issued while this process's own write transaction waits for a microtask, would
+    // block the event loop on the busy timeout (see write() below) and fail with SQLITE_BUSY.
+    execute: (stmt) => (READ_ONLY.test(typeof stmt === 'string' ? stmt : stmt.sql) ? client.execute(stmt) : db.write((tx) => tx.execute(stmt))),
     readStats: reader?.stats,
     readOne: reader
       ? async (sql, args) => reader.get(sql, args)
@@ -208,4 +215,5 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
       client.close();
     },
   };
+  return db;
 }

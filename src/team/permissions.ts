@@ -1,6 +1,5 @@
-import { AccessRepo } from '../db/access-repo.ts';
 import { isGuestRole } from '../domain.ts';
-import { visibilityProblem } from '../pipeline/access.ts';
+import { problem } from '../http/problem.ts';
 import { permissionsFor } from '../policy/permissions.ts';
 import { fail, json, respond, userOf } from './common.ts';
 import { defineNative, type NativeContext, type NativeDeps, type NativeHandlers } from './types.ts';
@@ -8,19 +7,18 @@ import { defineNative, type NativeContext, type NativeDeps, type NativeHandlers 
 /**
  * "What can I do here?" for the Org settings UI (CONTRACT §1, §4): the actions, the
  * invite role picker and the guest role picker, from the decision table in force.
- * The routes carry no action (anyone signed in may ask), so visibility is checked
- * here, with the gate's own rules: a workspace or project the caller cannot see is 404.
+ * The routes carry no action (anyone signed in may ask); the gate still applies
+ * visibility to them, so a workspace or project the caller cannot see is its 404.
  */
 export function permissionHandlers(deps: NativeDeps): NativeHandlers {
   const { db } = deps;
-  const repo = new AccessRepo(db);
 
   async function answer(ctx: NativeContext<unknown>, projectId: string | undefined): Promise<Response> {
     const ws = ctx.param('ws');
     const user = userOf(ctx.outcome);
-    const access = await repo.userAccess({ userId: user.id, workspaceId: ws, projectId, tokenId: undefined, guestScope: projectId === undefined ? 'workspace' : 'project' });
-    const invisible = visibilityProblem(access, projectId === undefined ? { ws } : { ws, p: projectId });
-    if (invisible) return respond(ctx, fail(invisible));
+    // The gate read the caller's roles for this request and answered 404 where they see nothing.
+    const access = ctx.outcome.access;
+    if (!access) return respond(ctx, fail(problem('not_found', 'no such workspace, or you have no access to it')));
     const bundle = ctx.outcome.bundle;
     const level = projectId === undefined ? 'workspace' : 'project';
     const perms = permissionsFor(bundle.table, bundle.routes.routes, { workspaceRole: access.workspaceRole, guestRole: access.guestRole, level });
