@@ -4,8 +4,8 @@ import { createSecretBox } from '../../src/crypto/secret-box.ts';
 import type { Db } from '../../src/db/client.ts';
 import { createOutboxDeliverer } from '../../src/outbox/deliverer.ts';
 import { createEmailChannel } from '../../src/outbox/email.ts';
-import type { InviteEventData } from '../../src/outbox/events.ts';
-import { enqueue, listEvents, retryEvent, rowToEvent } from '../../src/outbox/store.ts';
+import { EVENT_ID, type InviteEventData } from '../../src/outbox/events.ts';
+import { enqueue, listEvents, openSecret, retryEvent, rowToEvent } from '../../src/outbox/store.ts';
 import { createWebhookChannel } from '../../src/outbox/webhook.ts';
 import {
   WEBHOOK_SECRET,
@@ -261,5 +261,26 @@ describe('outbox delivery', () => {
     expect(row).toMatchObject({ status: 'pending', attempts: 0 });
     const lease = (await db.execute('SELECT expires_at FROM outbox_lease')).rows[0]!;
     expect(Number(lease['expires_at'])).toBe(0);
+  });
+
+  it('the sealed link opens only for its own row', async () => {
+    const { db } = await tempDb();
+    try {
+      const box = createSecretBox(randomBytes(32));
+      const secret = { accept_url: 'http://gate.test/v1/invites/' + randomBytes(32).toString('base64url') };
+      const data = { invite_id: 'inv_1', email: 'e@example.com', role: 'viewer', expires_at: new Date().toISOString(), workspace_name: 'W', invited_by: { id: 'a' } };
+      const a = await db.write((tx) => enqueue(tx, { type: 'invite.created', workspaceId: 'ws', actor: 'user:a', data, secret }, { secretBox: box }));
+      const b = await db.write((tx) => enqueue(tx, { type: 'invite.created', workspaceId: 'ws', actor: 'user:a', data, secret: { accept_url: 'other' } }, { secretBox: box }));
+      await expect(db.write((tx) => enqueue(tx, { type: 'invite.created', workspaceId: 'ws', actor: 'user:a', data, secret }))).rejects.toThrow(/no secret box/);
+      const rows = (await db.execute('SELECT * FROM outbox_events ORDER BY seq')).rows.map((r) => rowToEvent(r as any));
+      expect(openSecret(rows[0]!, box)).toEqual(secret);
+      // A ciphertext moved onto another row does not open.
+      const moved = { ...rows[1]!, sealedSecret: rows[0]!.sealedSecret };
+      expect(() => openSecret(moved, box)).toThrow();
+      expect(() => openSecret(rows[0]!, createSecretBox(randomBytes(32)))).toThrow(/no key/);
+      expect([a, b].every((id) => EVENT_ID.test(id))).toBe(true);
+    } finally {
+      db.close();
+    }
   });
 });
