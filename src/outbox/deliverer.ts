@@ -300,15 +300,20 @@ export function createOutboxDeliverer(options: OutboxDelivererOptions): OutboxDe
         failures = 0;
       } catch (err) {
         // A busy or unreachable database: wait and look again; the rows are where they were.
+        // Logged on the first failure and every tenth after it, not once a poll.
         failures++;
-        if (!stopping) log?.warn('outbox: delivery pass failed', { error: redactError(err), consecutive: failures });
+        if (!stopping && (failures === 1 || failures % 10 === 0)) {
+          log?.warn('outbox: delivery pass failed', { error: redactError(err), consecutive: failures });
+        }
       }
       if (stopping) break;
       if (kicked && failures === 0) {
         kicked = false;
         continue;
       }
-      if (tried === 0 || failures > 0) await sleep(pollMs);
+      // While the database keeps failing, look less often (up to 32 polls apart), never unboundedly.
+      if (failures > 0) await sleep(pollMs * 2 ** Math.min(failures - 1, 5));
+      else if (tried === 0) await sleep(pollMs);
     }
   }
 

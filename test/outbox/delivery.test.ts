@@ -283,4 +283,21 @@ describe('outbox delivery', () => {
       db.close();
     }
   });
+
+  it('an unreadable database: the loop keeps going quietly, and stop() still ends it', async () => {
+    const { db: closed } = await tempDb();
+    closed.close();
+    const log = captureLogger();
+    const d = createOutboxDeliverer({ db: closed, channels: [], pollMs: 10, leaseMs: 100, logger: log.logger });
+    d.start();
+    await new Promise((r) => setTimeout(r, 400));
+    const warnings = log.lines.filter((l) => l.msg === 'outbox: delivery pass failed');
+    // Backing off: far fewer looks (and log lines) than one per 10 ms poll.
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings.length).toBeLessThanOrEqual(2);
+    const t0 = Date.now();
+    await d.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(d.holdsLease).toBe(false);
+  });
 });
