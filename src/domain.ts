@@ -45,6 +45,7 @@ export const NATIVE_ACTIONS = [
   'invite:list',
   'invite:revoke',
   'invite:reissue',
+  'audit:list',
   'project:list',
   'project:read',
   'project:create',

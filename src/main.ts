@@ -20,6 +20,8 @@ import { createLogger, errorFields, type LineSink, type Logger } from './log/log
 import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
 import type { NativeHandlers } from './team/types.ts';
+import { createOutboxChannels } from './outbox/channels.ts';
+import { createOutboxDeliverer, type OutboxDeliverer, type OutboxDelivererOptions } from './outbox/deliverer.ts';
 
 export type ServeConfig = Config & {
   upstreamUrl: URL;
@@ -42,6 +44,8 @@ export interface GatewayOptions {
   onDecision?: (outcome: GateOutcome) => void | Promise<void>;
   /** Clock for invites and tokens (tests). */
   now?: () => number;
+  /** Outbox delivery loop tuning (tests: a short poll, a fast backoff); `false` runs no deliverer. */
+  outbox?: false | Pick<OutboxDelivererOptions, 'pollMs' | 'leaseMs' | 'backoff' | 'holderId' | 'onDelivery'>;
 }
 
 export interface Gateway {
@@ -53,6 +57,8 @@ export interface Gateway {
   db: Db;
   policy: PolicyStore;
   logger: Logger;
+  /** The outbox delivery loop (undefined when turned off). */
+  outbox: OutboxDeliverer | undefined;
   /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
   close(drainMs?: number): Promise<void>;
   /**
@@ -92,12 +98,13 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const migrated = await migrate(db);
     if (migrated.applied.length > 0) logger.info('database migrated', { applied: migrated.applied, version: migrated.current });
 
+    const secretBox = createSecretBox(config.tokenEncryptionKey);
     // Natives are built before the policy so a policy naming a native route nobody answers is refused.
     const natives: NativeHandlers =
       options.natives ??
       createNativeHandlers({
         db,
-        secretBox: createSecretBox(config.tokenEncryptionKey),
+        secretBox,
         inviteUrl: config.inviteUrl,
         inviteTtlDays: config.inviteTtlDays,
         now: options.now ?? Date.now,
@@ -218,6 +225,20 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       logger.info('forward-auth listening', { host: config.authzHost, port: a.port });
     }
 
+    // The outbox delivery loop: every gateway runs one; the lease in the database lets one deliver.
+    let outbox: OutboxDeliverer | undefined;
+    if (options.outbox !== false) {
+      outbox = createOutboxDeliverer({
+        db,
+        secretBox,
+        channels: createOutboxChannels(config),
+        now: options.now ?? Date.now,
+        logger,
+        ...(options.outbox ?? {}),
+      });
+      outbox.start();
+    }
+
     let stopping: Promise<void> | undefined;
     const onHup = () => void policy.reload();
     if (options.handleSignals) process.on('SIGHUP', onHup);
@@ -233,6 +254,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       db,
       policy,
       logger,
+      outbox,
       get draining() {
         return state.draining;
       },
@@ -278,6 +300,8 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           });
         }
         forwarder.close();
+        // After the drain, so the events of the last requests are in; deliveries in flight get a grace.
+        await outbox?.stop();
         decisionLog.flush();
         db.close();
       })();

@@ -8,8 +8,9 @@ import { matrixCommand } from './matrix.ts';
 import { testCommand } from './test.ts';
 import { serveCommand } from './serve.ts';
 import { transferOwnershipCommand } from './support.ts';
+import { outboxListCommand, outboxRetryCommand } from './outbox.ts';
 
 /** Every CLI command, in the order `--help` lists them. */
 export function commands(): Command[] {
-  return [serveCommand, demoCommand, migrateCommand, testCommand, checkCommand, matrixCommand, diffCommand, explainCommand, transferOwnershipCommand];
+  return [serveCommand, demoCommand, migrateCommand, testCommand, checkCommand, matrixCommand, diffCommand, explainCommand, transferOwnershipCommand, outboxListCommand, outboxRetryCommand];
 }

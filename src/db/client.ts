@@ -90,6 +90,7 @@ export interface Db {
   /** The client for reads (replaced when a replaced database file is reopened: read it per use). */
   readonly client: Client;
   readonly isFile: boolean;
+  /** A read on the client; a write statement is run through `write()` (its own transaction, in the queue). */
   execute(stmt: InStatement): Promise<ResultSet>;
   /**
    * One row of a hot-path read (the decision's role lookup, the token lookup). On an
@@ -266,14 +267,20 @@ function createQueue() {
   };
 }
 
+/** Statements that only read (and PRAGMAs, which must not run inside a transaction). */
+const READ_ONLY = /^\s*(SELECT|PRAGMA|EXPLAIN)\b/i;
+
 /** A database behind a client only (remote libSQL, memory, embedded replicas): writes through the client. */
 export function createDb(client: Client, isFile: boolean, reader?: PreparedReader): Db {
   const stats = { busy: 0 };
   const writeQueue = createQueue();
-  return {
+  const db: Db = {
     client,
     isFile,
-    execute: (stmt) => client.execute(stmt),
+    // A write passed to execute() still goes through write(): an autocommit write on another pooled
+    // connection, issued while this process's own write transaction waits for a microtask, would
+    // block the event loop on the busy timeout (see write() below) and fail with SQLITE_BUSY.
+    execute: (stmt) => (READ_ONLY.test(typeof stmt === 'string' ? stmt : stmt.sql) ? client.execute(stmt) : db.write((tx) => tx.execute(stmt))),
     readStats: reader?.stats,
     stats,
     readOne: reader
@@ -321,6 +328,7 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
       client.close();
     },
   };
+  return db;
 }
 
 /** A FIFO lock whose waiters give up at a deadline (a write's timeout covers its wait in the queue too). */
@@ -479,7 +487,10 @@ function createFileDb(path: string, firstClient: Client, reopenClient: () => Pro
       return currentClient();
     },
     isFile: true,
-    execute: async (stmt) => currentClient().execute(stmt),
+    // A write passed to execute() goes through write() too: queued behind this process's own
+    // writes and waiting for another process's lock asynchronously, like every other write.
+    execute: async (stmt) =>
+      READ_ONLY.test(typeof stmt === 'string' ? stmt : stmt.sql) ? currentClient().execute(stmt) : db.write((tx) => tx.execute(stmt)),
     get readStats() {
       return reader?.stats;
     },

@@ -164,6 +164,49 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_workspace ON audit_events (workspace_id, id);
 `,
   },
+  {
+    id: 2,
+    name: 'outbox',
+    sql: `
+-- Transactional outbox (CONTRACT §9): a row written in the same transaction as the change it
+-- reports, delivered later by the one gateway holding the outbox lease. seq is the delivery order;
+-- id is the event id receivers dedup on (webhook-id, email Message-ID).
+CREATE TABLE outbox_events (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id              TEXT NOT NULL UNIQUE,
+  type            TEXT NOT NULL,
+  workspace_id    TEXT NOT NULL,
+  actor           TEXT NOT NULL,
+  -- JSON; never secrets (what a webhook receiver gets as "data")
+  data            TEXT NOT NULL,
+  -- AES-256-GCM (secret-box, the event id as associated data) of the event's secrets: the invite link
+  secret          BLOB,
+  secret_key_id   TEXT,
+  status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  -- a failing event is given up (dead) once a try fails at or after this time
+  give_up_at      INTEGER NOT NULL,
+  created_at      INTEGER NOT NULL,
+  delivered_at    INTEGER,
+  -- per channel: when it took the event (NULL: not yet, or the channel does not take this type)
+  email_sent_at   INTEGER,
+  webhook_sent_at INTEGER,
+  -- the last failure, redacted: never the link or other secrets
+  last_error      TEXT,
+  CHECK ((secret IS NULL) = (secret_key_id IS NULL))
+) STRICT;
+-- the head of each workspace's queue, and listings by status
+CREATE INDEX outbox_events_queue ON outbox_events (status, workspace_id, seq);
+
+-- One deliverer among the gateways sharing this database: the holder of an unexpired lease.
+CREATE TABLE outbox_lease (
+  name       TEXT PRIMARY KEY,
+  holder     TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+`,
+  },
 ];
 
 export interface MigrationResult {

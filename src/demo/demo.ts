@@ -7,6 +7,7 @@ import { loadConfig, requireServeConfig, type LogLevel } from '../config.ts';
 import { startGateway, type Gateway } from '../main.ts';
 import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_JWT_SECRET, DEMO_TOKEN_ENCRYPTION_KEY } from './credentials.ts';
 import { DEMO_PACKAGE, startDemoUpstream, type DemoUpstream } from './upstream.ts';
+import { startMailSink, type MailSink } from './mail-sink.ts';
 
 export interface DemoOptions {
   host: string;
@@ -35,6 +36,8 @@ export interface Demo {
   upstream: DemoUpstream;
   world: DemoWorld;
   decisionsFile: string;
+  /** The local SMTP sink the invite emails go to (DIR/mail/*.eml). */
+  mail: MailSink;
   close(): Promise<void>;
 }
 
@@ -77,7 +80,7 @@ async function api(base: string, jwt: string, method: string, path: string, body
 /** Seeds the demo world through the gateway's own API, as a customer would. */
 async function seedThroughApi(base: string): Promise<DemoWorld> {
   const jwts = new Map<string, string>();
-  for (const name of ['alice', 'bob', 'dave', 'bill', 'vic', 'gina']) jwts.set(name, await demoJwt(name));
+  for (const name of ['alice', 'bob', 'dave', 'bill', 'vic', 'gina', 'erin']) jwts.set(name, await demoJwt(name));
   const as = (name: string) => jwts.get(name)!;
 
   const ws = await api(base, as('alice'), 'PUT', '/v1/me/workspace', { name: 'Acme Corp' });
@@ -109,6 +112,7 @@ async function seedThroughApi(base: string): Promise<DemoWorld> {
       { name: 'alice', role: 'owner', jwt: as('alice') },
       ...roles.map(([name, role]) => ({ name, role, jwt: as(name) })),
       { name: 'gina', role: 'guest developer on web', jwt: as('gina') },
+      { name: 'erin', role: 'no role yet: the guide invites her', jwt: as('erin') },
     ],
     token: { id: minted.token.id, publicKey: minted.token.public_key, privateKey: minted.token.private_key, mintedBy: 'dave' },
   };
@@ -126,10 +130,13 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
   for (const suffix of ['', '-wal', '-shm']) await rm(dbFile + suffix, { force: true });
   const decisionsFile = join(dataDir, 'demo-decisions.jsonl');
   await rm(decisionsFile, { force: true });
+  const mailDir = join(dataDir, 'mail');
+  await rm(mailDir, { recursive: true, force: true });
 
   // The invite links name the gateway's port, so a "pick any port" request is resolved first.
   const port = o.port === 0 ? await freePort(o.host) : o.port;
   const upstream = await startDemoUpstream(0, '127.0.0.1');
+  const mail = await startMailSink(mailDir);
   const publicHost = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
   const config = loadConfig({
     GATE_HOST: o.host,
@@ -143,6 +150,8 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     GATE_TOKEN_ENCRYPTION_KEY: DEMO_TOKEN_ENCRYPTION_KEY.toString('base64'),
     GATE_INVITE_URL: `http://${publicHost}:${port}/v1/invites/{token}`,
     GATE_LOG_LEVEL: o.logLevel,
+    GATE_SMTP_URL: mail.url,
+    GATE_MAIL_FROM: 'Packagento demo <noreply@demo.packagento.test>',
   });
   requireServeConfig(config);
   let gateway: Gateway;
@@ -150,9 +159,12 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     gateway = await startGateway(config, {
       decisionSink: (line) => appendFileSync(decisionsFile, line + '\n'),
       watchPolicy: true,
+      // Emails out within a fraction of a second, so the guide's reader sees them at once.
+      outbox: { pollMs: 200 },
     });
   } catch (err) {
     await upstream.close();
+    await mail.close();
     throw err;
   }
   try {
@@ -163,14 +175,17 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       upstream,
       world,
       decisionsFile,
+      mail,
       async close() {
         await gateway.close();
         await upstream.close();
+        await mail.close();
       },
     };
   } catch (err) {
     await gateway.close();
     await upstream.close();
+    await mail.close();
     throw err;
   }
 }
@@ -186,11 +201,13 @@ export function demoInstructions(demo: Demo): string {
     `Packagento Gate demo — gateway on ${base}`,
     `  upstream: the bundled demo upstream on ${demo.upstream.url}`,
     `  policy revision ${demo.gateway.policy.current.revision}; decisions are logged to ${demo.decisionsFile}`,
+    `  invite emails (a local SMTP sink) land in ${demo.mail.dir}/*.eml`,
     '  DEMO-ONLY credentials below: `packagento-gate serve` refuses them.',
     '',
     `Workspace "Acme Corp" = ${ws}; project "web" = ${p}; project "internal-tools" = ${world.otherProjectId}`,
     '',
-    `# Users (JWTs valid ${JWT_HOURS} hours). Paste these into your shell:`,
+    `# Paste this block into your shell (the README's team-and-roles guide uses it; JWTs valid ${JWT_HOURS} hours):`,
+    `export GATE='${base}' WS='${ws}' P='${p}' T='${world.token.id}'   # gateway, workspace, project "web", dave's token`,
     ...world.users.map((u) => `export ${env(u.name)}='${u.jwt}'   # ${u.name}: ${u.role}`),
     '',
     '# Try (each line works as printed once the exports above are in your shell):',

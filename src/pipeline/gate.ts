@@ -79,9 +79,16 @@ async function decideClean(deps: GateDeps, bundle: PolicyBundle, req: GateReques
     allowed({ decision, bundle, match, clean, principal, subjects, access, facts });
 
   // Routes without an action (self-service, invite links): authentication was the check.
-  if (route.action === undefined) return allow([], undefined);
+  // Under a workspace ({ws}: the permissions routes) visibility still applies: a caller with no
+  // role there gets the gate's 404 (a deny in the decision log), as on every workspace route.
+  if (route.action === undefined && (params['ws'] === undefined || principal.kind !== 'user')) return allow([], undefined);
 
   const { access, subjects, invisible } = await resolveRoles(deps.access, principal, route, params);
+  if (route.action === undefined) {
+    if (invisible) return denied(decision, { refused: invisible, close: false });
+    decision.roles = subjects;
+    return allow(subjects, access);
+  }
   // Shadow mode forwards what a route matches even when the policy denies (logged as a deny);
   // hygiene and authentication are still enforced, and native routes are never shadowed.
   const policyDeny = (p: Problem): GateOutcome =>

@@ -5,6 +5,7 @@ import { createInvite, inviteView, type CreatedInvite } from './invites/service.
 import type { InviteRow } from './invites/sql.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 /** Project guests: access to one project without workspace membership. */
@@ -74,6 +75,7 @@ export function guestHandlers(deps: NativeDeps): NativeHandlers {
             { reason: 'guest_removed', actor: actorLabel, requestId: ctx.requestId, at },
           );
           await audit(tx, { workspaceId: ws, actor: actorLabel, action: 'guest.removed', target: `user:${target}`, detail: { project_id: p, role: String(removed.rows[0]!['role']), deactivated_tokens: tokens }, requestId: ctx.requestId, at });
+          await enqueue(tx, { type: 'guest.removed', workspaceId: ws, actor: actorLabel, data: { project_id: p, user_id: target, role: String(removed.rows[0]!['role']), deactivated_tokens: tokens } }, { now: at });
           return ok({ removed: target, project_id: p, deactivated_tokens: tokens.length });
         });
         return respond(ctx, result);

@@ -9,6 +9,7 @@ import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from '
 import { inviteView } from './invites/service.ts';
 import type { InviteRow } from './invites/sql.ts';
 import { deactivateMintedTokens } from './token-deactivation.ts';
+import { enqueue } from '../outbox/store.ts';
 
 const updateRoleBody = z.strictObject({ role: z.enum(WORKSPACE_ROLES) });
 
@@ -65,6 +66,7 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
         requestId: ctx.requestId,
         at,
       });
+      await enqueue(tx, { type: leaving ? 'member.left' : 'member.removed', workspaceId: ws, actor: actorLabel, data: { user_id: targetUserId, role: current.role, deactivated_tokens: tokens } }, { now: at });
       return ok({ removed: targetUserId, deactivated_tokens: tokens.length });
     });
   }
@@ -143,6 +145,7 @@ export function memberHandlers(deps: NativeDeps): NativeHandlers {
             requestId: ctx.requestId,
             at,
           });
+          await enqueue(tx, { type: 'member.role_changed', workspaceId: ws, actor: actorLabel, data: { user_id: target, from: current.role, to: next, deactivated_tokens: tokens } }, { now: at });
           return ok({ ...current, role: next, deactivated_tokens: tokens.length });
         });
         return respond(ctx, result);

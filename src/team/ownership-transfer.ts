@@ -1,6 +1,7 @@
 import { isWorkspaceRole, type WorkspaceRole } from '../domain.ts';
 import type { Db } from '../db/client.ts';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 
 export interface TransferOptions {
   workspaceId: string;
@@ -63,6 +64,7 @@ export async function transferOwnership(db: Db, o: TransferOptions): Promise<Tra
       requestId: null,
       at: o.now,
     });
+    await enqueue(tx, { type: 'ownership.transferred', workspaceId: o.workspaceId, actor: `support:${o.actor}`, data: { to: o.toUserId, from: previous, previous_role_of_new_owner: role, previous_owners_become: o.previousOwnersBecome } }, { now: o.now });
     return { ok: true, previousOwners: previous, newOwner: o.toUserId };
   });
 }

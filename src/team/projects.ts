@@ -3,6 +3,7 @@ import { defineNative, type NativeDeps, type NativeHandlers } from './types.ts';
 import { problem } from '../http/problem.ts';
 import { newId } from '../crypto/ids.ts';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const projectName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
@@ -118,11 +119,16 @@ export function projectHandlers(deps: NativeDeps): NativeHandlers {
           await tx.execute({ sql: "UPDATE invites SET status = 'revoked', revoked_at = ? WHERE project_id = ? AND status = 'pending'", args: [at, p] });
           const actor = `user:${user.id}`;
           await audit(tx, { workspaceId: ws, actor, action: 'project.deleted', target: `project:${p}`, detail: { deactivated_tokens: tokens.rows.length, removed_guests: guests.rows.length }, requestId: ctx.requestId, at });
-          for (const row of guests.rows) {
-            await audit(tx, { workspaceId: ws, actor, action: 'guest.removed', target: `user:${String(row['user_id'])}`, detail: { project_id: p, reason: 'project_deleted' }, requestId: ctx.requestId, at });
+          const tokenIds = tokens.rows.map((row) => String(row['id']));
+          const guestIds = guests.rows.map((row) => String(row['user_id']));
+          await enqueue(tx, { type: 'project.deleted', workspaceId: ws, actor, data: { project_id: p, deactivated_tokens: tokenIds, removed_guests: guestIds } }, { now: at });
+          for (const userId of guestIds) {
+            await audit(tx, { workspaceId: ws, actor, action: 'guest.removed', target: `user:${userId}`, detail: { project_id: p, reason: 'project_deleted' }, requestId: ctx.requestId, at });
+            await enqueue(tx, { type: 'guest.removed', workspaceId: ws, actor, data: { project_id: p, user_id: userId, reason: 'project_deleted' } }, { now: at });
           }
-          for (const row of tokens.rows) {
-            await audit(tx, { workspaceId: ws, actor, action: 'token.deactivated', target: `token:${String(row['id'])}`, detail: { reason: 'project_deleted' }, requestId: ctx.requestId, at });
+          for (const tokenId of tokenIds) {
+            await audit(tx, { workspaceId: ws, actor, action: 'token.deactivated', target: `token:${tokenId}`, detail: { reason: 'project_deleted' }, requestId: ctx.requestId, at });
+            await enqueue(tx, { type: 'token.deactivated', workspaceId: ws, actor, data: { token_id: tokenId, project_id: p, reason: 'project_deleted' } }, { now: at });
           }
           return ok({ deleted: p, deactivated_tokens: tokens.rows.length });
         });

@@ -1,5 +1,6 @@
 import type { Transaction } from '@libsql/client';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 
 /** Who causes a deactivation, for the audit log. */
 export interface DeactivationCause {
@@ -12,7 +13,7 @@ export interface DeactivationCause {
 /**
  * Deactivates, in the caller's transaction, the active tokens `userId` minted in the
  * workspace (optionally: on one project, or only those minted as a member or as a
- * guest), and audits each one. Returns their ids.
+ * guest), and audits each one (and writes its token.deactivated event). Returns their ids.
  */
 export async function deactivateMintedTokens(
   tx: Transaction,
@@ -44,6 +45,7 @@ export async function deactivateMintedTokens(
       requestId: cause.requestId,
       at: cause.at,
     });
+    await enqueue(tx, { type: 'token.deactivated', workspaceId: scope.workspaceId, actor: cause.actor, data: { token_id: id, reason: cause.reason, minted_by: scope.userId } }, { now: cause.at });
   }
   return ids;
 }

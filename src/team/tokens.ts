@@ -6,6 +6,7 @@ import { sha256 } from '../crypto/hash.ts';
 import { problem } from '../http/problem.ts';
 import { newId } from '../crypto/ids.ts';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 import { fail, iso, json, ok, reauthorize, respond, userOf, type Result } from './common.ts';
 
 const tokenName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
@@ -132,6 +133,7 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
           const at = now();
           const { row, privateKey } = await mint(tx, ctx, name, at);
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.minted', target: `token:${row.id}`, detail: { project_id: row.project_id, name, minted_as: row.minted_as }, requestId: ctx.requestId, at });
+          await enqueue(tx, { type: 'token.created', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: row.id, project_id: row.project_id, name, minted_by: user.id, minted_as: row.minted_as } }, { now: at });
           return ok(withKeys(ctx, row, privateKey));
         });
         return respond(ctx, result, 201);
@@ -155,6 +157,7 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
             args: [at, row.id, old.id],
           });
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.rotated', target: `token:${old.id}`, detail: { replaced_by: row.id, project_id: row.project_id }, requestId: ctx.requestId, at });
+          await enqueue(tx, { type: 'token.rotated', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: old.id, replaced_by: row.id, project_id: row.project_id } }, { now: at });
           return ok({ rotated: old.id, ...withKeys(ctx, row, privateKey) });
         });
         return respond(ctx, result);
@@ -173,6 +176,8 @@ export function tokenHandlers(deps: NativeDeps): NativeHandlers {
           const at = now();
           await tx.execute({ sql: "UPDATE tokens SET active = 0, deactivated_at = ?, deactivated_reason = 'revoked' WHERE id = ?", args: [at, row.id] });
           await audit(tx, { workspaceId: row.workspace_id, actor: `user:${user.id}`, action: 'token.revoked', target: `token:${row.id}`, detail: { project_id: row.project_id }, requestId: ctx.requestId, at });
+          // §9 has no token.revoked: a revoke is a deactivation, with its reason.
+          await enqueue(tx, { type: 'token.deactivated', workspaceId: row.workspace_id, actor: `user:${user.id}`, data: { token_id: row.id, project_id: row.project_id, reason: 'revoked', minted_by: row.minted_by } }, { now: at });
           return ok({ token: tokenView({ ...row, active: 0, deactivated_at: at, deactivated_reason: 'revoked' }) });
         });
         return respond(ctx, result);

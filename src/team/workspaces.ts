@@ -4,6 +4,7 @@ import { isGuestRole, isWorkspaceRole } from '../domain.ts';
 import { problem } from '../http/problem.ts';
 import { newId } from '../crypto/ids.ts';
 import { audit } from '../db/audit.ts';
+import { enqueue } from '../outbox/store.ts';
 import { ensureUser, fail, json, ok, respond, userOf, type Result } from './common.ts';
 
 export const workspaceName = z.string().trim().min(1, 'must not be empty').max(100, 'at most 100 characters');
@@ -64,6 +65,7 @@ export function workspaceHandlers(deps: NativeDeps): NativeHandlers {
         requestId,
         at,
       });
+      await enqueue(tx, { type: 'workspace.created', workspaceId: id, actor: `user:${user.id}`, data: { name, personal, owner: user.id } }, { now: at });
       return ok({ workspace: { id, name, role: 'owner' }, created: true });
     });
   }

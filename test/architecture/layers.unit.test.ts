@@ -13,7 +13,7 @@ const SRC = join(import.meta.dirname, '../../src');
 const RANK: Record<string, number> = {
   domain: 0, http: 0, config: 0, crypto: 0,
   log: 1, db: 1, policy: 1, telemetry: 1,
-  authn: 2,
+  authn: 2, outbox: 2,
   pipeline: 3,
   team: 4, operations: 4,
   app: 5, 'policy-tools': 5,

@@ -134,7 +134,7 @@ describe('packagento-gate serve', () => {
     const io = { stdout: (s: string) => out.push(s), stderr: (s: string) => out.push(s), env: { GATE_DATABASE_URL: `file:${join(dir, 'migrate.db')}` }, cwd: process.cwd() };
     expect(await main(['migrate', '--create'], io)).toBe(0);
     expect(await main(['migrate'], io)).toBe(0);
-    expect(out.join('')).toMatch(/applied migrations 1; schema version 1\nschema is current \(version 1\)/);
+    expect(out.join('')).toMatch(/applied migrations 1, 2; schema version 2\nschema is current \(version 2\)/);
   });
 });
 

@@ -42,10 +42,10 @@ describe('packagento-gate test', () => {
       expect(r.code).toBe(1);
       const failures = r.stdout.split('\n').filter((l) => l.startsWith('FAIL '));
       expect(failures).toContain(
-        'FAIL fixtures/default-policy.yaml:108 actions without a target role: bill token:list: expected deny, got allow [roles: billing; token:list]',
+        'FAIL fixtures/default-policy.yaml:111 actions without a target role: bill token:list: expected deny, got allow [roles: billing; token:list]',
       );
       expect(failures).toContain(
-        'FAIL fixtures/default-policy.yaml:116 actions without a target role: vic token:list: expected deny, got allow [roles: viewer; token:list]',
+        'FAIL fixtures/default-policy.yaml:119 actions without a target role: vic token:list: expected deny, got allow [roles: viewer; token:list]',
       );
       expect(failures.some((l) => l.startsWith('FAIL fixtures/http-routes.yaml:') && l.includes('viewer cannot list tokens: expected 403, got allow'))).toBe(true);
       expect(lastLine(r.stdout)).toBe(`${r.stdout.match(/^(\d+) passed/m)![1]} passed, ${failures.length} failed`);
@@ -61,7 +61,7 @@ describe('packagento-gate test', () => {
       expect(xml.match(/<failure /g)).toHaveLength(failed);
       expect(xml).toMatch(new RegExp(`<testsuites name="packagento-gate policy fixtures" tests="${passed + failed}" failures="${failed}"`));
       expect(xml).toContain('<testsuite name="fixtures/default-policy.yaml" ');
-      expect(xml).toMatch(/<testcase name="actions without a target role: vic token:list" classname="fixtures\/default-policy.yaml" file="fixtures\/default-policy.yaml" line="116" time="[\d.]+">\n\s+<failure message="expected deny, got allow \[roles: viewer; token:list\]" type="decision">/);
+      expect(xml).toMatch(/<testcase name="actions without a target role: vic token:list" classname="fixtures\/default-policy.yaml" file="fixtures\/default-policy.yaml" line="119" time="[\d.]+">\n\s+<failure message="expected deny, got allow \[roles: viewer; token:list\]" type="decision">/);
       expect(xml.trimEnd().endsWith('</testsuites>')).toBe(true);
     });
   });

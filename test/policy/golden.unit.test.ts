@@ -73,7 +73,7 @@ describe('check', () => {
 
   it('passes on the shipped policies/', async () => {
     const r = await runCli(['check']);
-    expect(r.stdout).toMatch(/^check: \d+ invariants hold over 432 decisions and \d+ routes \(revision [0-9a-f]{16}\)\n$/);
+    expect(r.stdout).toMatch(/^check: \d+ invariants hold over 441 decisions and \d+ routes \(revision [0-9a-f]{16}\)\n$/);
     expect(r.code).toBe(0);
   });
 

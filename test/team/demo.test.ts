@@ -46,7 +46,7 @@ test('the printed curl commands work as printed', async () => {
   const lines = output.split('\n');
   const exports = lines.filter((l) => l.startsWith('export '));
   const curls = lines.filter((l) => l.startsWith('curl '));
-  expect(exports).toHaveLength(6);
+  expect(exports).toHaveLength(8);
   expect(curls.length).toBeGreaterThanOrEqual(8);
   const results = (await bash([...exports, ...curls.map((c) => c.replace(/^curl -s -w '\\n' /, `curl -s -o /dev/null -w '%{http_code}\\n' `))].join('\n')))
     .split('\n')

@@ -10,11 +10,33 @@ import type { DecisionTable } from '../../policy/decision-table.ts';
 import { ensureUser, fail, iso, ok, reauthorize, type Result } from '../common.ts';
 import { deactivateMintedTokens } from '../token-deactivation.ts';
 import type { NativeDeps } from '../types.ts';
+import { enqueue } from '../../outbox/store.ts';
+import type { InviteEventData } from '../../outbox/events.ts';
 import { inviteById, inviteByLink, newLink, type InviteRow, type LinkLookup, type Reader } from './sql.ts';
 
 /** Invite rules: statuses, views, who may still grant, and creating an invite. */
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** What the invite email needs, as of the change (names read in the same transaction). */
+async function inviteEventData(tx: Reader, i: Pick<InviteRow, 'id' | 'workspace_id' | 'project_id' | 'email' | 'role'>, expiresAt: number, inviterId: string): Promise<InviteEventData> {
+  const r = await tx.execute({
+    sql: `SELECT w.name AS workspace_name, p.name AS project_name, u.email AS inviter_email
+          FROM workspaces w LEFT JOIN projects p ON p.id = ? LEFT JOIN users u ON u.id = ? WHERE w.id = ?`,
+    args: [i.project_id, inviterId, i.workspace_id],
+  });
+  const n = r.rows[0];
+  const str = (v: unknown) => (v === null || v === undefined ? undefined : String(v));
+  return {
+    invite_id: i.id,
+    email: i.email,
+    role: i.role,
+    expires_at: new Date(expiresAt).toISOString(),
+    workspace_name: str(n?.['workspace_name']) ?? i.workspace_id,
+    invited_by: { id: inviterId, ...(str(n?.['inviter_email']) ? { email: str(n?.['inviter_email']) } : {}) },
+    ...(i.project_id !== null ? { project_id: i.project_id, project_name: str(n?.['project_name']) ?? i.project_id } : {}),
+  };
+}
 
 /** What an invite's status is now: a pending invite past its expiry is expired. */
 export function effectiveStatus(row: Pick<InviteRow, 'status' | 'expires_at'>, at: number): string {
@@ -90,7 +112,14 @@ export async function createInvite(
     id, workspace_id: args.workspaceId, project_id: args.projectId, email: args.email, role: args.role, status: 'pending',
     invited_by: args.invitedBy, created_at: at, expires_at: expiresAt, accepted_by: null, accepted_at: null, revoked_at: null,
   };
-  return ok({ invite: inviteView(row, at), accept_url: deps.inviteUrl.replace('{token}', token) });
+  const acceptUrl = deps.inviteUrl.replace('{token}', token);
+  // The invitee's email goes out from the outbox, only if this transaction commits; the link is sealed in the row.
+  await enqueue(
+    tx,
+    { type: 'invite.created', workspaceId: args.workspaceId, actor: `user:${args.invitedBy}`, data: await inviteEventData(tx, row, expiresAt, args.invitedBy), secret: { accept_url: acceptUrl } },
+    { secretBox: deps.secretBox, now: at },
+  );
+  return ok({ invite: inviteView(row, at), accept_url: acceptUrl });
 }
 
 /** Why a link cannot be used (410s with distinct codes), or undefined when it can. */
@@ -142,6 +171,7 @@ export async function revokeInvite(tx: Transaction, deps: NativeDeps, c: InviteC
   const at = deps.now();
   await tx.execute({ sql: "UPDATE invites SET status = 'revoked', revoked_at = ? WHERE id = ?", args: [at, id] });
   await audit(tx, { workspaceId: ws, actor: `user:${c.actorId}`, action: 'invite.revoked', target: `invite:${id}`, detail: { email: invite.email, role: invite.role }, requestId: c.requestId, at });
+  await enqueue(tx, { type: 'invite.revoked', workspaceId: ws, actor: `user:${c.actorId}`, data: { invite_id: id, email: invite.email, role: invite.role, ...(invite.project_id !== null ? { project_id: invite.project_id } : {}) } }, { now: at });
   return ok(inviteView({ ...invite, status: 'revoked', revoked_at: at }, at));
 }
 
@@ -179,9 +209,15 @@ export async function reissueInvite(tx: Transaction, deps: NativeDeps, c: Invite
     }
     const token = await newLink(tx, id, at);
     await audit(tx, { workspaceId: ws, actor: `user:${c.actorId}`, action: 'invite.reissued', target: `invite:${id}`, detail: { email: invite.email, role: invite.role }, requestId: c.requestId, at });
+    const acceptUrl = deps.inviteUrl.replace('{token}', token);
+    await enqueue(
+      tx,
+      { type: 'invite.reissued', workspaceId: ws, actor: `user:${c.actorId}`, data: await inviteEventData(tx, invite, expiresAt, c.actorId), secret: { accept_url: acceptUrl } },
+      { secretBox: deps.secretBox, now: at },
+    );
     return ok({
       invite: inviteView({ ...invite, status: 'pending', expires_at: expiresAt, invited_by: c.actorId }, at),
-      accept_url: deps.inviteUrl.replace('{token}', token),
+      accept_url: acceptUrl,
     });
   }
 
@@ -249,5 +285,10 @@ export async function acceptInvite(
       requestId: c.requestId,
       at,
     });
+    const actor = `user:${user.id}`;
+    await enqueue(tx, { type: 'invite.accepted', workspaceId: i.workspace_id, actor, data: { invite_id: i.id, user_id: user.id, email: i.email, role: i.role, ...(i.project_id !== null ? { project_id: i.project_id } : {}) } }, { now: at });
+    if (i.project_id !== null) {
+      await enqueue(tx, { type: 'guest.added', workspaceId: i.workspace_id, actor, data: { project_id: i.project_id, user_id: user.id, role: i.role, invite_id: i.id } }, { now: at });
+    }
     return ok({ workspace_id: i.workspace_id, ...(i.project_id !== null ? { project_id: i.project_id } : {}), role: i.role });
   }
