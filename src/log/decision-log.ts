@@ -56,9 +56,9 @@ export function batchedStdout(write: (chunk: string) => void = (c) => process.st
   const flush = () => {
     scheduled = false;
     if (pending.length === 0) return;
-    const chunk = pending.join('\n') + '\n';
+    const lines = pending;
     pending = [];
-    write(chunk);
+    for (const chunk of lineChunks(lines)) write(chunk);
   };
   const sink = ((line: string) => {
     pending.push(line);
@@ -69,4 +69,28 @@ export function batchedStdout(write: (chunk: string) => void = (c) => process.st
   }) as BatchedSink;
   sink.flush = flush;
   return sink;
+}
+
+/**
+ * Whole lines joined into chunks of at most `max` bytes (a longer line is a chunk of its
+ * own). A write to a pipe of at most PIPE_BUF (4096 bytes on Linux) is atomic, so the
+ * decision lines of several workers sharing one stdout never interleave mid-line.
+ */
+export function lineChunks(lines: readonly string[], max = 4096): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  let bytes = 0;
+  for (const line of lines) {
+    const piece = line + '\n';
+    const size = Buffer.byteLength(piece);
+    if (current !== '' && bytes + size > max) {
+      chunks.push(current);
+      current = '';
+      bytes = 0;
+    }
+    current += piece;
+    bytes += size;
+  }
+  if (current !== '') chunks.push(current);
+  return chunks;
 }
