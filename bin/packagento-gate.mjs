@@ -12,3 +12,7 @@ if (!existsSync(fileURLToPath(entry))) {
 process.setSourceMapsEnabled?.(true);
 const { main } = await import(entry.href);
 process.exitCode = await main(process.argv.slice(2));
+// A worker of `serve --workers` keeps its IPC channel to the primary open, which would keep
+// it alive after the command returned (a failed start, or the end of a drain): let it go.
+const { default: cluster } = await import('node:cluster');
+if (cluster.isWorker) cluster.worker?.disconnect();

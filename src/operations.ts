@@ -48,5 +48,6 @@ async function readyz(c: Context<Env>, deps: OperationsDeps): Promise<Response> 
   }
   checks['policy'] = deps.policy.current ? 'ok' : 'not loaded';
   const ready = Object.values(checks).every((v) => v === 'ok');
-  return c.json({ status: ready ? 'ready' : 'not ready', checks, policy_revision: deps.policy.current.revision }, ready ? 200 : 503);
+  // pid: which process answered (one of several behind a load balancer, or a worker of serve --workers).
+  return c.json({ status: ready ? 'ready' : 'not ready', checks, policy_revision: deps.policy.current.revision, pid: process.pid }, ready ? 200 : 503);
 }

@@ -3,13 +3,16 @@ import { PolicyError } from '../policy/bundle.ts';
 import { PolicySourceError } from '../policy/source.ts';
 import { refuseDemoCredentials } from '../demo/credentials.ts';
 import { startGateway } from '../main.ts';
+import cluster from 'node:cluster';
+import { createLogger } from '../log/logger.ts';
 import { EXIT_OK, EXIT_USAGE, parseCommandArgs, type Command } from './command.ts';
+import { runPrimary, workerCount } from './workers.ts';
 import { isDatabaseError, databaseError, probeDatabase } from './database.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the gateway (configured by GATE_* environment variables)',
-  help: `Usage: packagento-gate serve
+  help: `Usage: packagento-gate serve [--workers N]
 
 Runs the gateway: migrates the database, loads and verifies the policy folder,
 and listens on GATE_HOST:GATE_PORT. Configuration is environment variables
@@ -21,14 +24,29 @@ on reload is rejected and the last good one stays in force.
 SIGTERM / SIGINT: readyz answers 503 at once, requests are still served for
 GATE_SHUTDOWN_GRACE_MS, then the listener closes and in-flight requests get
 GATE_DRAIN_TIMEOUT_MS before they are cut; the logs are flushed, exit 0.
+
+  --workers N   gateway processes sharing the port (node:cluster), 1 to 64;
+                default: the number of cores. All use the same database, so an
+                access change through one is honoured by every other on the next
+                request. SIGHUP and SIGTERM go to the primary, which relays them.
 `,
   async run(argv, io) {
-    parseCommandArgs(argv, {});
+    const { values } = parseCommandArgs(argv, { workers: { type: 'string' } });
+    const workers = workerCount(values.workers);
     const config = loadServeConfig(io.env);
     await refuseDemoCredentials(config);
     // The database is reached before anything else starts, so an unreachable one is a one-line
     // configuration error naming GATE_DATABASE_URL (serve creates a new embedded file).
-    await probeDatabase(config);
+    if (cluster.isPrimary) await probeDatabase(config);
+    if (workers > 1 && cluster.isPrimary) {
+      // Every core: this process forks the workers and relays signals; each worker runs this
+      // same command and serves as a single gateway on the shared sockets.
+      return runPrimary({
+        workers,
+        log: createLogger(config.logLevel),
+        stopTimeoutMs: config.shutdownGraceMs + config.drainTimeoutMs + 2_000,
+      });
+    }
     let gateway;
     try {
       gateway = await startGateway(config, { watchPolicy: true, handleSignals: true });

@@ -138,11 +138,12 @@ export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions &
   const flush = () => {
     scheduled = false;
     if (pending.length === 0 || closed) return;
-    const chunk = pending.join('\n') + '\n';
+    const lines = pending;
     pending = [];
     pendingBytes = 0;
     try {
-      target.write(chunk);
+      // Whole-line chunks of at most PIPE_BUF: workers sharing stdout never interleave mid-line.
+      for (const chunk of lineChunks(lines)) target.write(chunk);
     } catch (err) {
       // A destroyed stream may throw instead of emitting: the same as an error event.
       closed = true;
@@ -168,4 +169,28 @@ export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions &
 /** A warn line on stderr in the operational log's (pino's) format; never throws (stderr may be closed too). */
 function stderrWarning(msg: string, fields: Record<string, unknown>): void {
   safeStderrWrite(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), ...fields, msg }) + '\n');
+}
+
+/**
+ * Whole lines joined into chunks of at most `max` bytes (a longer line is a chunk of its
+ * own). A write to a pipe of at most PIPE_BUF (4096 bytes on Linux) is atomic, so the
+ * decision lines of several workers sharing one stdout never interleave mid-line.
+ */
+export function lineChunks(lines: readonly string[], max = 4096): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  let bytes = 0;
+  for (const line of lines) {
+    const piece = line + '\n';
+    const size = Buffer.byteLength(piece);
+    if (current !== '' && bytes + size > max) {
+      chunks.push(current);
+      current = '';
+      bytes = 0;
+    }
+    current += piece;
+    bytes += size;
+  }
+  if (current !== '') chunks.push(current);
+  return chunks;
 }

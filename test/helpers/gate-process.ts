@@ -75,7 +75,9 @@ export async function startGateProcess(opts: GateProcessOptions): Promise<GatePr
     GATE_LOG_LEVEL: 'info',
     ...(opts.env ?? {}),
   };
-  const child = spawn(process.execPath, ['bin/packagento-gate.mjs', 'serve'], {
+  // One process: these tests watch the gateway's own pid (its memory, its signals, its exit);
+  // serve --workers has a test of its own (test/cli/workers.test.ts).
+  const child = spawn(process.execPath, ['bin/packagento-gate.mjs', 'serve', '--workers', '1'], {
     env,
     stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
   });
