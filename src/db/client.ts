@@ -102,7 +102,7 @@ export interface Db {
    */
   readOne(sql: string, args: Record<string, InValue>): Promise<Record<string, unknown> | undefined>;
   /** Hot-path read cache counters (embedded files only). */
-  readonly readStats: { hits: number; misses: number } | undefined;
+  readonly readStats: { hits: number; misses: number; versionReads: number } | undefined;
   write<T>(fn: (tx: Transaction) => Promise<T>, options?: { timeoutMs?: number }): Promise<T>;
   /**
    * Can the database take a write now? The file is still the one at the path, and the
@@ -182,7 +182,9 @@ function isBusy(err: unknown): boolean {
 interface PreparedReader {
   get(sql: string, args: Record<string, InValue>): Record<string, unknown> | undefined;
   /** Rows served from the cache, and rows read from the database. */
-  readonly stats: { hits: number; misses: number };
+  readonly stats: { hits: number; misses: number; versionReads: number };
+  /** This process committed: the next read asks `data_version` again, whatever the turn. */
+  invalidate(): void;
   close(): void;
 }
 
@@ -196,6 +198,12 @@ const READ_CACHE_MAX = 50_000;
  * process or another one sharing the file — commits (https://sqlite.org/pragma.html#pragma_data_version).
  * A changed version empties the cache, so a removal, downgrade or token
  * deactivation is seen by the very next read, as without a cache.
+ *
+ * The version is asked once per event-loop turn, not once per read: every request
+ * decided in a turn was received before that turn began (its bytes were ready when
+ * the poll returned), so a commit made before it arrived is also made before the one
+ * read of the turn (CONTRACT §3 holds). The answer is forgotten at the end of the turn
+ * (setImmediate), and at once when this process commits (`invalidate`).
  */
 function createPreparedReader(path: string): PreparedReader {
   const conn = new Database(path, { timeout: BUSY_TIMEOUT_MS });
@@ -204,14 +212,24 @@ function createPreparedReader(path: string): PreparedReader {
   // (libsql's pluck() still returns a row object, so the column is read by name.)
   const version = conn.prepare('PRAGMA data_version');
   let seen: unknown;
-  const stats = { hits: 0, misses: 0 };
+  let fresh = false;
+  const forget = () => {
+    fresh = false;
+  };
+  const stats = { hits: 0, misses: 0, versionReads: 0 };
   return {
     stats,
+    invalidate: forget,
     get(sql, args) {
-      const v = (version.get() as { data_version: unknown }).data_version;
-      if (v !== seen) {
-        for (const s of statements.values()) s.rows.clear();
-        seen = v;
+      if (!fresh) {
+        const v = (version.get() as { data_version: unknown }).data_version;
+        stats.versionReads++;
+        if (v !== seen) {
+          for (const s of statements.values()) s.rows.clear();
+          seen = v;
+        }
+        fresh = true;
+        setImmediate(forget);
       }
       let entry = statements.get(sql);
       if (!entry) {
@@ -533,6 +551,8 @@ function createFileDb(path: string, firstClient: Client, reopenClient: () => Pro
           throw err;
         } finally {
           tx.close();
+          // Our own commit (or a rollback after a partial write): the next read looks again.
+          reader?.invalidate();
         }
       } finally {
         release();

@@ -75,6 +75,31 @@ describe('the decision-path read cache never outlives a commit', () => {
     expect((await repo.tokenBySecretHash(sha256(t1.privateKey)))?.active).toBe(false);
   });
 
+  test('data_version is read once per event-loop turn, again after this process commits, and again the next turn', async () => {
+    await new Promise((r) => setImmediate(r)); // a turn of our own
+    const before = db.readStats!.versionReads;
+    // Ten reads in one turn (the awaits are microtasks): one version read.
+    for (let i = 0; i < 10; i++) await repo.userAccess({ ...q, userId: 'alice' });
+    expect(db.readStats!.versionReads - before).toBe(1);
+    // This process's own commit is seen by its next read, in the same turn.
+    await db.write(async (tx) => {
+      await tx.execute("INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES ('acme', 'vic', 'developer', 0) ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role");
+    });
+    expect((await repo.userAccess(q)).workspaceRole).toBe('developer');
+    // Another process's commit before the next turn is seen in that turn.
+    const script = `
+      const Database = require('libsql');
+      const db = new Database(process.argv[1], { timeout: 5000 });
+      db.prepare("UPDATE memberships SET role = 'viewer' WHERE user_id = 'vic'").run();
+      db.close();`;
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, ['-e', script, join(dir, 'gate.db')], (err) => (err ? reject(err) : resolve())),
+    );
+    const reads = db.readStats!.versionReads;
+    expect((await repo.userAccess(q)).workspaceRole).toBe('viewer');
+    expect(db.readStats!.versionReads).toBe(reads + 1);
+  });
+
   test('arguments are told apart by type: a project named "null" is not "no project"', async () => {
     const none = await repo.userAccess({ ...q, userId: 'alice', projectId: undefined });
     expect(none.projectInWorkspace).toBe(true); // no {p}: nothing to contain
