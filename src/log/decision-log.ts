@@ -33,30 +33,7 @@ export function createDecisionLog(sink?: LineSink, options: DecisionLogOptions =
   const out: LineSink & Partial<BatchedSink> = sink ?? batchedStdout(undefined, options);
   return {
     write(d, durationUs) {
-      out(
-        JSON.stringify({
-          time: new Date().toISOString(),
-          decision_id: d.decision_id,
-          request_id: d.request_id,
-          principal: d.principal,
-          method: d.method,
-          path: d.path,
-          route: d.route,
-          action: d.action,
-          target_role: d.target_role,
-          workspace: d.workspace,
-          project: d.project,
-          roles: d.roles,
-          result: d.result,
-          code: d.code,
-          status: d.status,
-          policy_revision: d.policy_revision,
-          mode: d.mode,
-          trace_id: d.trace_id,
-          duration_us: durationUs,
-          upstream_us: d.upstream_us,
-        }),
-      );
+      out(decisionLine(d, durationUs, isoNow()));
     },
     flush() {
       out.flush?.();
@@ -65,6 +42,38 @@ export function createDecisionLog(sink?: LineSink, options: DecisionLogOptions =
       return out.dropped ?? 0;
     },
   };
+}
+
+/** A string or null as JSON (every value that may carry caller-chosen bytes goes through here). */
+const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
+
+/**
+ * One decision as its JSON line, built by template: the same bytes as JSON.stringify of
+ * the object with these keys in this order (a test holds them equal), in about half the
+ * time. Only values the gateway makes itself (a UUID, codes from fixed lists, numbers)
+ * are written as they are; everything else is JSON-escaped.
+ */
+export function decisionLine(d: Decision, durationUs: number, time: string): string {
+  return (
+    `{"time":"${time}","decision_id":"${d.decision_id}","request_id":${str(d.request_id)},"principal":${str(d.principal)}` +
+    `,"method":${str(d.method)},"path":${str(d.path)},"route":${str(d.route)},"action":${str(d.action)}` +
+    `,"target_role":${str(d.target_role)},"workspace":${str(d.workspace)},"project":${str(d.project)}` +
+    `,"roles":${JSON.stringify(d.roles)},"result":"${d.result}","code":"${d.code}","status":${d.status}` +
+    `,"policy_revision":${str(d.policy_revision)},"mode":"${d.mode}","trace_id":${str(d.trace_id)}` +
+    `,"duration_us":${durationUs},"upstream_us":${d.upstream_us ?? 'null'}}`
+  );
+}
+
+let isoMs = -1;
+let isoText = '';
+/** `new Date().toISOString()`, computed at most once per millisecond. */
+export function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
 }
 
 export type BatchedSink = LineSink & {

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { decisionLine, isoNow } from '../../src/log/decision-log.ts';
+import { newDecision, type Decision } from '../../src/log/decision.ts';
+
+/** What the decision log wrote before it built lines by template: JSON.stringify of the object. */
+function reference(d: Decision, durationUs: number, time: string): string {
+  return JSON.stringify({
+    time,
+    decision_id: d.decision_id,
+    request_id: d.request_id,
+    principal: d.principal,
+    method: d.method,
+    path: d.path,
+    route: d.route,
+    action: d.action,
+    target_role: d.target_role,
+    workspace: d.workspace,
+    project: d.project,
+    roles: d.roles,
+    result: d.result,
+    code: d.code,
+    status: d.status,
+    policy_revision: d.policy_revision,
+    mode: d.mode,
+    trace_id: d.trace_id,
+    duration_us: durationUs,
+    upstream_us: d.upstream_us,
+  });
+}
+
+describe('a decision line built by template', () => {
+  const base = newDecision({ requestId: 'req-1', method: 'GET', path: '/v1/workspaces/acme/licences', policyRevision: '0123456789abcdef', mode: 'enforce' });
+
+  it.each<[string, Partial<Decision>]>([
+    ['a fresh deny', {}],
+    ['an allow with every field set', { principal: 'user:auth0|abc', route: 'GET /v1/workspaces/{ws}/licences', action: 'licence:list', target_role: 'admin', workspace: 'acme', project: 'web', roles: ['admin', 'guest:viewer'], result: 'allow', status: 200, trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', upstream_us: 812 }],
+    ['values with quotes, backslashes, control and non-ASCII characters', { path: '/a"b\\c\u0001\u2028ü/[redacted]', method: 'G"ET', principal: 'user:"}{\n', request_id: 'x\ty', workspace: 'e\u0000vil' }],
+  ])('%s: the same bytes as JSON.stringify of the record', (_name, change) => {
+    const d = { ...base, ...change } as Decision;
+    const time = isoNow();
+    const line = decisionLine(d, 17, time);
+    expect(line).toBe(reference(d, 17, time));
+    expect(JSON.parse(line)).toMatchObject({ time, status: d.status, path: d.path });
+  });
+
+  it('the cached timestamp is the current millisecond', () => {
+    const before = Date.now();
+    const t = Date.parse(isoNow());
+    expect(t).toBeGreaterThanOrEqual(before);
+    expect(t).toBeLessThanOrEqual(Date.now());
+  });
+});
