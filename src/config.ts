@@ -1,3 +1,4 @@
+import { defaultAlgorithmFor } from './crypto/jwt-algorithm.ts';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 
@@ -362,21 +363,7 @@ function algorithmFits(alg: string, key: KeyObject): boolean {
 
 /** The algorithm `createJwtVerifier` would pick for a key without GATE_JWT_ALGORITHMS. */
 function defaultAlgorithm(key: KeyObject, jwkAlg: unknown): string | undefined {
-  if (typeof jwkAlg === 'string') return jwkAlg;
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return 'RS256';
-    case 'rsa-pss':
-      return 'PS256';
-    case 'ed25519':
-      return 'EdDSA';
-    case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve;
-      return curve === 'prime256v1' ? 'ES256' : curve === 'secp384r1' ? 'ES384' : curve === 'secp521r1' ? 'ES512' : undefined;
-    }
-    default:
-      return undefined;
-  }
+  return typeof jwkAlg === 'string' ? jwkAlg : defaultAlgorithmFor(key);
 }
 
 /**

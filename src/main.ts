@@ -7,7 +7,7 @@ import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
 import { PolicyStore } from './policy/store.ts';
 import { assertInvariantsHold } from './policy-tools/invariant-check.ts';
 import { loadInvariants } from './policy-tools/invariants.ts';
-import type { Config, JwtKeyConfig } from './config.ts';
+import type { Config, ServeConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
 import { DEFAULT_WRITE_TIMEOUT_MS, openDb, type Db } from './db/client.ts';
@@ -23,13 +23,7 @@ import type { NativeHandlers } from './team/types.ts';
 import { createOutboxChannels } from './outbox/channels.ts';
 import { createOutboxDeliverer, type OutboxDeliverer, type OutboxDelivererOptions } from './outbox/deliverer.ts';
 
-export type ServeConfig = Config & {
-  upstreamUrl: URL;
-  jwtIssuer: string;
-  jwtAudience: string;
-  jwtKey: JwtKeyConfig;
-  tokenEncryptionKey: Buffer;
-};
+export type { ServeConfig };
 
 export interface GatewayOptions {
   /** Where decision lines go (default stdout). */

@@ -1,3 +1,4 @@
+import { defaultAlgorithmFor } from '../crypto/jwt-algorithm.ts';
 import { createPublicKey } from 'node:crypto';
 import {
   createRemoteJWKSet,
@@ -41,23 +42,11 @@ export interface JwtVerifierOptions {
 
 function algorithmForKeyObject(pem: string): string {
   const key = createPublicKey(pem);
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return 'RS256';
-    case 'rsa-pss':
-      return 'PS256';
-    case 'ed25519':
-      return 'EdDSA';
-    case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve;
-      if (curve === 'prime256v1') return 'ES256';
-      if (curve === 'secp384r1') return 'ES384';
-      if (curve === 'secp521r1') return 'ES512';
-      throw new Error(`unsupported EC curve ${curve}`);
-    }
-    default:
-      throw new Error(`unsupported public key type ${key.asymmetricKeyType}`);
-  }
+  const alg = defaultAlgorithmFor(key);
+  if (alg !== undefined) return alg;
+  throw new Error(
+    key.asymmetricKeyType === 'ec' ? `unsupported EC curve ${key.asymmetricKeyDetails?.namedCurve}` : `unsupported public key type ${key.asymmetricKeyType}`,
+  );
 }
 
 function algorithmForJwk(jwk: JWK): string {

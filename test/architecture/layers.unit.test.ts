@@ -11,16 +11,17 @@ const SRC = join(import.meta.dirname, '../../src');
 
 /** Each seam's rank: a module imports only its own seam or seams of a lower rank. */
 const RANK: Record<string, number> = {
-  domain: 0, http: 0, config: 0, crypto: 0,
-  log: 1, db: 1, policy: 1, telemetry: 1,
-  authn: 2, outbox: 2,
-  pipeline: 3,
-  team: 4, operations: 4,
-  app: 5, 'policy-tools': 5,
-  server: 6,
-  main: 7,
-  demo: 8,
-  cli: 9,
+  domain: 0, http: 0, crypto: 0,
+  config: 1,
+  log: 2, db: 2, policy: 2, telemetry: 2,
+  authn: 3, outbox: 3,
+  pipeline: 4,
+  team: 5, operations: 5,
+  app: 6, 'policy-tools': 6,
+  server: 7,
+  main: 8,
+  demo: 9,
+  cli: 10,
 };
 
 const walk = (d: string): string[] =>
