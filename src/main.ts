@@ -5,7 +5,7 @@ import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
 import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
 import { PolicyStore } from './policy/store.ts';
-import type { Config, JwtKeyConfig } from './config.ts';
+import { VERSION, type Config, type JwtKeyConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
 import { openDb, type Db } from './db/client.ts';
@@ -16,6 +16,9 @@ import { createDecisionLog } from './log/decision-log.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
 import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
+import { createMetrics, type GateMetrics } from './telemetry/metrics.ts';
+import { createOtlpTracer } from './telemetry/otlp.ts';
+import { buildOpenApi } from './team/openapi.ts';
 import type { NativeHandlers } from './team/types.ts';
 
 export type ServeConfig = Config & {
@@ -48,6 +51,7 @@ export interface Gateway {
   db: Db;
   policy: PolicyStore;
   logger: Logger;
+  metrics: GateMetrics;
   /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
   close(drainMs?: number): Promise<void>;
 }
@@ -55,6 +59,7 @@ export interface Gateway {
 /** The composition root: wires configuration into a running gateway. */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = createLogger(config.logLevel, options.logSink);
+  const metrics = createMetrics();
   const db = await openDb({ url: config.databaseUrl, authToken: config.databaseAuthToken, syncUrl: config.databaseSyncUrl });
   try {
     const migrated = await migrate(db);
@@ -71,9 +76,19 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         now: options.now ?? Date.now,
       });
     const policy = await PolicyStore.load(config.policyDir, {
-      onReload: (next, prev) => logger.info('policy reloaded', { revision: next.revision, previous: prev.revision }),
-      onReloadError: (err, kept) =>
-        logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) }),
+      onReload: (next, prev) => {
+        metrics.policyReload('ok');
+        metrics.policyInfo(next.revision);
+        logger.info('policy reloaded', { revision: next.revision, previous: prev.revision });
+      },
+      onUnchanged: (kept) => {
+        metrics.policyReload('unchanged');
+        logger.info('policy reload: no change', { revision: kept.revision });
+      },
+      onReloadError: (err, kept) => {
+        metrics.policyReload('rejected');
+        logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) });
+      },
       validate: (bundle) => {
         for (const route of bundle.routes.routes) {
           if (route.to === 'native' && !natives[route.id]) {
@@ -83,6 +98,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
+    metrics.policyInfo(policy.current.revision);
 
     // Keys are imported once; verified tokens are cached until their exp (identity only, never roles).
     const jwt = createCachedJwtVerifier(
@@ -94,7 +110,29 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       }),
     );
     const access = new AccessRepo(db);
-    const forwarder = createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
+    const forwarder = createForwarder({
+      upstream: config.upstreamUrl,
+      timeoutMs: config.upstreamTimeoutMs,
+      observer: {
+        responded: (seconds) => metrics.upstream(seconds),
+        failed: (kind, err, req) => {
+          metrics.upstreamError(kind);
+          logger.warn('upstream request failed', { kind, request_id: req.requestId, trace_id: req.traceId, method: req.method, ...errorFields(err) });
+        },
+      },
+    });
+    const tracer = config.otlpEndpoint
+      ? createOtlpTracer({ endpoint: config.otlpEndpoint, serviceVersion: VERSION, onError: (err) => logger.warn('OTLP export failed', errorFields(err)) })
+      : undefined;
+    // Built on first request and again only when a reload changes the route map's revision.
+    let openapiDoc: { revision: string; doc: unknown } | undefined;
+    const openapi = () => {
+      const bundle = policy.current;
+      if (openapiDoc?.revision !== bundle.revision) {
+        openapiDoc = { revision: bundle.revision, doc: buildOpenApi({ version: VERSION, natives, routes: bundle.routes.routes }) };
+      }
+      return openapiDoc.doc;
+    };
     const decisionLog = createDecisionLog(options.decisionSink);
     const { listener, onClientError } = createNodeHandlers({
       policy,
@@ -106,6 +144,9 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       decisionLog,
       logger,
       mode: config.mode,
+      metrics,
+      openapi,
+      ...(tracer ? { tracer } : {}),
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
@@ -145,6 +186,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       db,
       policy,
       logger,
+      metrics,
       async close(drainMs = 10_000) {
         process.off('SIGHUP', onHup);
         policy.close();
@@ -163,6 +205,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
           server.closeIdleConnections();
         });
         forwarder.close();
+        await tracer?.shutdown();
         decisionLog.flush();
         db.close();
       },

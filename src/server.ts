@@ -9,7 +9,7 @@ import { requestIdOf } from './http/request-id.ts';
 import { newDecision, redactPath } from './log/decision.ts';
 import { errorFields } from './log/logger.ts';
 import { operations } from './operations.ts';
-import { createPipeline, type PipelineDeps } from './pipeline/pipeline.ts';
+import { createPipeline, type Decided, type PipelineDeps } from './pipeline/pipeline.ts';
 
 export type ServerDeps = PipelineDeps & AppDeps;
 
@@ -36,6 +36,7 @@ export function createNodeHandlers(deps: ServerDeps) {
     decision.code = code;
     decision.status = 400;
     deps.decisionLog.write(decision, 0);
+    deps.metrics?.request({ route: undefined, action: undefined, result: 'deny', status: 400 });
     return { problem: problem(code, detail), ids: { requestId, decisionId: decision.decision_id } };
   };
 
@@ -75,17 +76,38 @@ export function createNodeHandlers(deps: ServerDeps) {
       void toHono(incoming, outgoing);
       return;
     }
+    // When the exchange ends: one count in gate_requests_total (status = what the client got,
+    // 499 when it went away first) and, with OTLP export on, one span.
+    let decided: Decided | undefined;
+    if (deps.metrics || deps.tracer) {
+      const startTime = deps.tracer ? performance.timeOrigin + performance.now() : 0;
+      outgoing.once('close', () => {
+        const status = outgoing.writableFinished ? outgoing.statusCode : 499;
+        const d = decided?.outcome.decision;
+        const labels = { route: d?.route ?? undefined, action: d?.action ?? undefined, result: d?.result ?? ('deny' as const), status };
+        deps.metrics?.request(labels);
+        if (deps.tracer && decided && d) {
+          const t = decided.trace;
+          deps.tracer.record(
+            { traceId: t.traceId, spanId: t.spanId, parentSpanId: t.parentSpanId, flags: t.flags, startTime },
+            { ...labels, method: incoming.method ?? '', requestId: decided.requestId, decisionId: d.decision_id },
+          );
+        }
+      });
+    }
     pipeline.decide(incoming).then(
-      (decided) => {
-        const { outcome } = decided;
-        if (!outcome.allow) return pipeline.refuse(outgoing, { ...decided, outcome });
-        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, decided.requestId);
-        handoffs.set(incoming, { kind: 'native', decided: { ...decided, outcome } });
+      (result) => {
+        decided = result;
+        const { outcome } = result;
+        if (!outcome.allow) return pipeline.refuse(outgoing, { ...result, outcome });
+        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, result.requestId, result.trace);
+        handoffs.set(incoming, { kind: 'native', decided: { ...result, outcome } });
         void toHono(incoming, outgoing);
       },
       (err: unknown) => {
         // decide() turns decision errors into denies; this is a bug elsewhere. Fail closed.
         deps.logger.error('request failed before a decision', errorFields(err));
+        deps.metrics?.request({ route: undefined, action: undefined, result: 'deny', status: 500 });
         sendProblem(outgoing, problem('internal_error', 'internal error'), {}, true);
       },
     );

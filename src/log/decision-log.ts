@@ -23,6 +23,7 @@ export function createDecisionLog(sink?: LineSink): DecisionLog {
           time: new Date().toISOString(),
           decision_id: d.decision_id,
           request_id: d.request_id,
+          trace_id: d.trace_id,
           principal: d.principal,
           method: d.method,
           path: d.path,

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Action, Subject } from '../domain.ts';
 import type { ProblemCode } from '../http/problem.ts';
+import { newTraceId } from '../http/trace-context.ts';
 
 /** One decision, as the decision log records it (CONTRACT §7). */
 export interface Decision {
   decision_id: string;
   request_id: string;
+  /** W3C trace id (the caller's, continued, or a new one): also in the upstream's traceparent. */
+  trace_id: string;
   principal: string;
   method: string;
   path: string;
@@ -23,10 +26,18 @@ export interface Decision {
 }
 
 /** A fresh decision for a request, before anything is known: a deny until decided. */
-export function newDecision(d: { requestId: string; method: string; path: string; policyRevision: string; mode: 'enforce' | 'shadow' }): Decision {
+export function newDecision(d: {
+  requestId: string;
+  method: string;
+  path: string;
+  policyRevision: string;
+  mode: 'enforce' | 'shadow';
+  traceId?: string;
+}): Decision {
   return {
     decision_id: randomUUID(),
     request_id: d.requestId,
+    trace_id: d.traceId ?? newTraceId(),
     principal: 'anonymous',
     method: d.method,
     path: d.path,

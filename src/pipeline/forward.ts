@@ -30,6 +30,8 @@ const NEVER_FORWARDED = new Set([
   'x-client-ip',
   'true-client-ip',
   'x-request-id',
+  // The gateway continues the trace with its own span (CONTRACT §8): it sends its own traceparent.
+  'traceparent',
 ]);
 
 /** Every x-forwarded-* header (for, proto, host, port, prefix, uri, path…) is the gateway's to set. */
@@ -107,6 +109,8 @@ export interface ForwardRequest {
   path: string;
   identity: Record<string, string>;
   requestId: string;
+  /** For the log line of a failed exchange. */
+  traceId?: string;
   /** Called once when the exchange ends: the status sent (499 when the caller went away first). */
   onDone?: (status: number) => void;
 }
@@ -128,6 +132,28 @@ export interface ForwarderOptions {
   /** Idle keep-alive sockets are dropped after this long (below the upstream's own keep-alive timeout). */
   freeSocketTimeoutMs?: number;
   maxSockets?: number;
+  /** Told about every upstream exchange (metrics, the warn log line for 502/504). */
+  observer?: UpstreamObserver;
+}
+
+/** Why an upstream exchange failed (bounded: the metrics label). */
+export type UpstreamFailure = 'connect' | 'timeout' | 'reset' | 'invalid_response' | 'other';
+
+export interface UpstreamObserver {
+  /** The upstream's response head arrived this many seconds after the request was sent. */
+  responded(seconds: number): void;
+  /** The exchange failed: the caller got 502/504 (or a cut connection after the head). */
+  failed(kind: UpstreamFailure, err: Error, req: ForwardRequest): void;
+}
+
+/** Classifies a Node client error for the metrics label and the log. */
+export function upstreamFailureKind(err: Error): UpstreamFailure {
+  if (err instanceof UpstreamTimeout) return 'timeout';
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL)$/.test(code)) return 'connect';
+  if (/^(ECONNRESET|EPIPE|ECONNABORTED)$/.test(code) || err.message === 'socket hang up') return 'reset';
+  if (code.startsWith('HPE_') || code === 'ERR_INVALID_CHAR' || code === 'ERR_INVALID_HTTP_TOKEN') return 'invalid_response';
+  return 'other';
 }
 
 class UpstreamTimeout extends Error {
@@ -195,8 +221,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       }
     });
 
+    const observer = options.observer;
     const attempt = (retry: boolean) => {
       let responded = false;
+      const sent = observer ? process.hrtime.bigint() : 0n;
       const upstreamReq = mod.request({
         agent,
         hostname,
@@ -211,6 +239,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       upstreamReq.on('timeout', () => upstreamReq.destroy(new UpstreamTimeout()));
       upstreamReq.on('response', (res) => {
         responded = true;
+        if (observer) observer.responded(Number(process.hrtime.bigint() - sent) / 1e9);
         const status = res.statusCode ?? 502;
         if (outgoing.destroyed) {
           res.destroy();
@@ -224,6 +253,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       upstreamReq.on('error', (err) => {
         if (responded) {
           // The upstream broke off mid-body (or went silent): the caller cannot get a whole answer.
+          observer?.failed(err instanceof UpstreamTimeout ? 'timeout' : 'reset', err, req);
           outgoing.destroy();
           return done(502);
         }
@@ -232,6 +262,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           attempt(false);
           return;
         }
+        // The caller went away first: not an upstream failure.
+        if (!outgoing.destroyed) observer?.failed(upstreamFailureKind(err), err, req);
         done(
           err instanceof UpstreamTimeout
             ? answer(outgoing, problem('upstream_timeout', 'the upstream did not answer in time'), req.requestId)
