@@ -4,9 +4,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * Prometheus metrics (CONTRACT §8), one Registry per gateway so two gateways in one
  * process (tests, the demo) never share counters.
  *
- * Labels stay bounded: route and action are ids from the policy's route map (a value
- * that does not look like an id — a raw path, a user id with `/` or `@` — becomes
- * "other"), and at most MAX_ROUTE_LABELS distinct ids are kept before new ones fold
+ * Labels stay bounded: route and action are ids from the policy's route map (`GET
+ * /v1/workspaces/{ws}`, `licence:list`; a value of another shape — a raw path, a user
+ * id — becomes "other"), and at most MAX_ROUTE_LABELS distinct ids are kept before new ones fold
  * into "other" too, so a policy reload that renames every route cannot grow the scrape
  * without bound. Status is the HTTP status number; anything else is "other".
  */
@@ -73,6 +73,8 @@ export interface MetricsOptions {
 }
 
 const ID_LABEL = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+/** A route map id: `METHOD /pattern` (`{param}` placeholders, never a concrete path's values). */
+const ROUTE_LABEL = /^[A-Z]{3,7} \/[A-Za-z0-9_.{}\/:-]{0,160}$/;
 
 export function createMetrics(options: MetricsOptions = {}): GateMetrics {
   const registry = new Registry();
@@ -152,9 +154,9 @@ export function createMetrics(options: MetricsOptions = {}): GateMetrics {
   for (const channel of OUTBOX_CHANNELS) for (const result of OUTBOX_RESULTS) deliveries.inc({ channel, result }, 0);
 
   const seen = new Set<string>();
-  const idLabel = (value: string | undefined): string => {
+  const idLabel = (value: string | undefined, shape = ID_LABEL): string => {
     if (value === undefined || value === '') return 'none';
-    if (!ID_LABEL.test(value)) return 'other';
+    if (!shape.test(value)) return 'other';
     if (!seen.has(value)) {
       if (seen.size >= MAX_ROUTE_LABELS) return 'other';
       seen.add(value);
@@ -168,7 +170,7 @@ export function createMetrics(options: MetricsOptions = {}): GateMetrics {
     registry,
     contentType: registry.contentType,
     request(l) {
-      requests.inc({ route: idLabel(l.route), action: idLabel(l.action), result: l.result === 'allow' ? 'allow' : 'deny', status: statusLabel(l.status) });
+      requests.inc({ route: idLabel(l.route, ROUTE_LABEL), action: idLabel(l.action), result: l.result === 'allow' ? 'allow' : 'deny', status: statusLabel(l.status) });
     },
     decision: (s) => decisionSeconds.observe(s),
     upstream: (s) => upstreamSeconds.observe(s),
