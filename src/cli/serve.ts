@@ -48,10 +48,14 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
     gateway.logger.info('listening', { url: gateway.url, upstream: config.upstreamUrl.origin, mode: config.mode });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
+        const started = Date.now();
         gateway.logger.info('shutting down', { signal });
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
-        void gateway.close().then(resolve);
+        void gateway.close().then(() => {
+          gateway.logger.info('stopped', { signal, duration_ms: Date.now() - started });
+          resolve();
+        });
       };
       const onTerm = () => stop('SIGTERM');
       const onInt = () => stop('SIGINT');

@@ -5,6 +5,9 @@ import { BatchSpanProcessor, TracerProvider, type IdGenerator } from '@opentelem
 import { newSpanId, newTraceId } from '../http/trace-context.ts';
 import type { RequestTracer, SpanEnd, SpanStart } from './tracer.ts';
 
+/** Longest one export (with its retries) may take. */
+export const EXPORT_TIMEOUT_MS = 3000;
+
 export interface OtlpOptions {
   /** OTEL_EXPORTER_OTLP_ENDPOINT: the receiver's base URL; spans go to `<endpoint>/v1/traces`. */
   endpoint: string;
@@ -31,7 +34,9 @@ export function createOtlpTracer(options: OtlpOptions): RequestTracer {
     generateTraceId: () => nextTraceId ?? newTraceId(),
     generateSpanId: () => nextSpanId ?? newSpanId(),
   };
-  const exporter = new OTLPTraceExporter({ url: options.endpoint.replace(/\/+$/, '') + '/v1/traces' });
+  // A batch gets EXPORT_TIMEOUT_MS (retries included), so a dead receiver delays shutdown by at
+  // most that much: the drain must still end before the container's stop timeout.
+  const exporter = new OTLPTraceExporter({ url: options.endpoint.replace(/\/+$/, '') + '/v1/traces', timeoutMillis: EXPORT_TIMEOUT_MS });
   const exportBatch = exporter.export.bind(exporter);
   exporter.export = (spans, done) =>
     exportBatch(spans, (result) => {
@@ -94,6 +99,14 @@ export function createOtlpTracer(options: OtlpOptions): RequestTracer {
       if (end.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     },
-    shutdown: () => provider.shutdown().catch((err: unknown) => options.onError?.(err as Error)),
+    shutdown: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((ok) => {
+        timer = setTimeout(ok, EXPORT_TIMEOUT_MS + 500);
+        timer.unref();
+      });
+      await Promise.race([provider.shutdown().catch((err: unknown) => options.onError?.(err as Error)), bound]);
+      clearTimeout(timer);
+    },
   };
 }

@@ -80,6 +80,11 @@ describe('packagento-gate serve', () => {
     }
     expect(await p.exited).toBe(0);
     expect(p.output()).toContain('"msg":"shutting down"');
+    expect(p.output()).toMatch(/"msg":"stopped"/);
+    // The operational log is pino's format.
+    const listening = JSON.parse(p.output().split('\n').find((l) => l.includes('"msg":"listening"'))!);
+    expect(listening).toMatchObject({ level: 30, pid: p.child.pid, msg: 'listening' });
+    expect(typeof listening.time).toBe('number');
     // Decision lines go to stdout, one JSON object per line, all written out by the time it exits.
     const decisions = p.output().split('\n').filter((l) => l.includes('"decision_id"')).map((l) => JSON.parse(l));
     expect(decisions.map((d) => [d.method, d.result, d.status])).toEqual([
