@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GUEST_ROLES, WORKSPACE_ROLES } from '../domain.ts';
+import { PROBLEMS } from '../http/problem.ts';
 import type { Route } from '../policy/route-map.ts';
 import type { NativeHandlers } from './types.ts';
 
@@ -57,7 +58,7 @@ export const PROBLEM_SCHEMA = z.looseObject({
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
-  code: z.string(),
+  code: z.enum(Object.keys(PROBLEMS) as [string, ...string[]]),
   decision_id: z.string().optional(),
 });
 
@@ -169,6 +170,9 @@ const REFUSALS: Record<string, string> = {
   '409': 'conflicts with the current state (problem+json)',
   '410': 'the invite link is used, revoked or expired (problem+json)',
   '413': 'body over 64 KiB (problem+json)',
+  '414': 'request target too long (problem+json)',
+  '415': 'the body is not JSON (problem+json)',
+  '500': 'internal error; details only in the operational log (problem+json)',
   '503': 'the database cannot be read or written right now (problem+json)',
 };
 
