@@ -26,10 +26,12 @@ export interface AppDeps {
   policy: PolicyStore;
   natives: NativeHandlers;
   logger: Logger;
-  /** Served at /_gate/metrics; counts db-busy refusals of native writes. */
+  /** Served at /_gate/metrics. */
   metrics?: GateMetrics;
   /** Served at /_gate/openapi.json. */
   openapi?: () => unknown;
+  /** True once a shutdown started (readyz answers 503). */
+  draining?: () => boolean;
 }
 
 /**
@@ -65,7 +67,6 @@ export function createApp(deps: AppDeps, handoffs: Handoffs): Hono<Env> {
     } catch (err) {
       deps.logger.error('handler failed', { request_id: requestId, trace_id: outcome.decision.trace_id, route: outcome.route.id, ...errorFields(err) });
       const unavailable = isUnavailableError(err);
-      if (unavailable && /SQLITE_BUSY|database is locked/i.test(String((err as Error)?.message ?? '') + String((err as { code?: unknown })?.code ?? ''))) deps.metrics?.dbBusy();
       const p = unavailable ? problem('unavailable', 'the gateway cannot complete this right now') : problem('internal_error', 'internal error');
       return problemResponse(p, { requestId });
     }

@@ -103,3 +103,12 @@ export function hasTarget(action: Action): boolean {
 export function rankOf(role: WorkspaceRole): number {
   return WORKSPACE_ROLES.length - WORKSPACE_ROLES.indexOf(role);
 }
+
+/**
+ * Emails compare case-insensitively in ASCII only (CONTRACT §3): `A`–`Z` fold to
+ * `a`–`z` and nothing else folds. `toLowerCase()` applies full Unicode rules, under
+ * which the Kelvin sign U+212A becomes `k` — so `\u212Aate@…` would equal `kate@…`.
+ */
+export function foldEmail(email: string): string {
+  return email.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}

@@ -5,14 +5,17 @@ import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
 import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
 import { PolicyStore } from './policy/store.ts';
+import { assertInvariantsHold } from './policy-tools/invariant-check.ts';
+import { loadInvariants } from './policy-tools/invariants.ts';
 import { VERSION, type Config, type JwtKeyConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
-import { openDb, type Db } from './db/client.ts';
+import { DEFAULT_WRITE_TIMEOUT_MS, openDb, type Db } from './db/client.ts';
 import { migrate } from './db/migrations.ts';
 import { createForwarder } from './pipeline/forward.ts';
 import type { GateOutcome } from './pipeline/types.ts';
-import { createDecisionLog } from './log/decision-log.ts';
+import { createDecisionLog, DEFAULT_LOG_BUFFER_BYTES } from './log/decision-log.ts';
+import { markExpectContinue } from './http/expect-continue.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
 import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
@@ -54,13 +57,40 @@ export interface Gateway {
   metrics: GateMetrics;
   /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
   close(drainMs?: number): Promise<void>;
+  /**
+   * The SIGTERM sequence (CONTRACT §2): readyz answers 503 at once, requests are still
+   * served for GATE_SHUTDOWN_GRACE_MS (so a load balancer that still routes here sees no
+   * refused connection while it notices), then the listener closes and in-flight requests
+   * get GATE_DRAIN_TIMEOUT_MS, then the logs are flushed and everything is closed.
+   */
+  shutdown(): Promise<void>;
+  /** True from the start of a shutdown or close. */
+  readonly draining: boolean;
+}
+
+/** The fault-handling settings (CONTRACT §2), with their defaults where the config does not carry them. */
+export function tuningOf(config: Config): { shutdownGraceMs: number; drainTimeoutMs: number; dbWriteTimeoutMs: number; logBufferBytes: number } {
+  const c = config as Partial<Record<'shutdownGraceMs' | 'drainTimeoutMs' | 'dbWriteTimeoutMs' | 'logBufferBytes', number>>;
+  return {
+    shutdownGraceMs: c.shutdownGraceMs ?? 5000,
+    drainTimeoutMs: c.drainTimeoutMs ?? 8000,
+    dbWriteTimeoutMs: c.dbWriteTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
+    logBufferBytes: c.logBufferBytes ?? DEFAULT_LOG_BUFFER_BYTES,
+  };
 }
 
 /** The composition root: wires configuration into a running gateway. */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = createLogger(config.logLevel, options.logSink);
   const metrics = createMetrics();
-  const db = await openDb({ url: config.databaseUrl, authToken: config.databaseAuthToken, syncUrl: config.databaseSyncUrl });
+  const tuning = tuningOf(config);
+  const db = await openDb({
+    url: config.databaseUrl,
+    authToken: config.databaseAuthToken,
+    syncUrl: config.databaseSyncUrl,
+    writeTimeoutMs: tuning.dbWriteTimeoutMs,
+    logger,
+  });
   try {
     const migrated = await migrate(db);
     if (migrated.applied.length > 0) logger.info('database migrated', { applied: migrated.applied, version: migrated.current });
@@ -95,6 +125,8 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
             throw new PolicyError(`route "${route.id}" is to=native but the gateway has no handler for it`, ROUTES_FILE, route.line);
           }
         }
+        // invariants.yaml is part of the policy: a bundle that breaks one never goes live.
+        assertInvariantsHold(bundle, loadInvariants);
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
@@ -113,12 +145,19 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const forwarder = createForwarder({
       upstream: config.upstreamUrl,
       timeoutMs: config.upstreamTimeoutMs,
-      observer: {
-        responded: (seconds) => metrics.upstream(seconds),
-        failed: (kind, err, req) => {
-          metrics.upstreamError(kind);
-          logger.warn('upstream request failed', { kind, request_id: req.requestId, trace_id: req.traceId, method: req.method, ...errorFields(err) });
-        },
+      onResponded: (seconds) => metrics.upstream(seconds),
+      // Every 502/504 and every cut answer leaves a trace with its cause (never credentials or the query).
+      onFailure: (f) => {
+        metrics.upstreamError(f.kind);
+        logger.warn('upstream request failed', {
+          kind: f.kind,
+          cause: f.cause,
+          status: f.status,
+          request_id: f.requestId,
+          trace_id: f.traceId,
+          method: f.method,
+          path: f.path,
+        });
       },
     });
     const tracer = config.otlpEndpoint
@@ -133,8 +172,15 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       }
       return openapiDoc.doc;
     };
-    const decisionLog = createDecisionLog(options.decisionSink);
+    const decisionLog = createDecisionLog(options.decisionSink, {
+      maxBufferBytes: tuning.logBufferBytes,
+      warn: (msg, fields) => logger.warn(msg, fields),
+    });
+    const state = { draining: false };
+    metrics.dbBusyFrom(() => db.stats.busy);
+    metrics.logDroppedFrom(() => decisionLog.dropped);
     const { listener, onClientError } = createNodeHandlers({
+      draining: () => state.draining,
       policy,
       db,
       access,
@@ -150,18 +196,24 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
-    let draining = false;
     // Responses not yet finished: told to close their connection when a drain starts.
     const open = new Set<ServerResponse>();
-    const server = createServer((incoming, outgoing) => {
-      if (draining) outgoing.shouldKeepAlive = false;
+    const handle = (incoming: Parameters<typeof listener>[0], outgoing: ServerResponse) => {
+      // While shutting down, every answer closes its connection: clients reconnect elsewhere.
+      if (state.draining) outgoing.shouldKeepAlive = false;
       else {
         open.add(outgoing);
         outgoing.once('close', () => open.delete(outgoing));
       }
       listener(incoming, outgoing);
-    });
+    };
+    const server = createServer(handle);
     server.on('clientError', onClientError);
+    // Expect: 100-continue is answered by the decision path after an allow, not by Node on arrival.
+    server.on('checkContinue', (incoming, outgoing) => {
+      markExpectContinue(incoming, outgoing);
+      handle(incoming, outgoing);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -173,6 +225,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
 
+    let stopping: Promise<void> | undefined;
     const onHup = () => void policy.reload();
     if (options.handleSignals) process.on('SIGHUP', onHup);
     if (options.watchPolicy) policy.watch();
@@ -187,16 +240,35 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       policy,
       logger,
       metrics,
-      async close(drainMs = 10_000) {
+      get draining() {
+        return state.draining;
+      },
+      close: (drainMs = 10_000) => stop(0, drainMs),
+      shutdown: () => stop(tuning.shutdownGraceMs, tuning.drainTimeoutMs),
+    };
+
+    async function stop(graceMs: number, drainMs: number): Promise<void> {
+      if (stopping) return stopping;
+      stopping = (async () => {
         process.off('SIGHUP', onHup);
+        // readyz answers 503 from now on; requests are still served through the grace period.
+        state.draining = true;
+        for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+        if (graceMs > 0) {
+          logger.info('draining: readyz is 503, still serving', { grace_ms: graceMs, drain_ms: drainMs });
+          const sweep = setInterval(() => server.closeIdleConnections(), 100);
+          await new Promise((r) => setTimeout(r, graceMs));
+          clearInterval(sweep);
+        }
         policy.close();
         // Drain: stop accepting, answer what is in flight with "Connection: close", close
         // keep-alive connections as they fall idle, and cut whatever is left at the deadline.
-        draining = true;
-        for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
         await new Promise<void>((resolve) => {
           const sweep = setInterval(() => server.closeIdleConnections(), 100);
-          const deadline = setTimeout(() => server.closeAllConnections(), drainMs);
+          const deadline = setTimeout(() => {
+            if (open.size > 0) logger.warn('drain timeout: cutting in-flight requests', { in_flight: open.size });
+            server.closeAllConnections();
+          }, drainMs);
           server.close(() => {
             clearInterval(sweep);
             clearTimeout(deadline);
@@ -208,8 +280,9 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         await tracer?.shutdown();
         decisionLog.flush();
         db.close();
-      },
-    };
+      })();
+      return stopping;
+    }
   } catch (err) {
     db.close();
     throw err;

@@ -13,6 +13,8 @@ export interface OperationsDeps {
   metrics?: GateMetrics;
   /** The OpenAPI document of the native API (built once, on first request). */
   openapi?: () => unknown;
+  /** True once a shutdown started: readyz answers 503 so load balancers stop routing here. */
+  draining?: () => boolean;
 }
 
 export type OperationsHandler = (c: Context<Env>, deps: OperationsDeps) => Promise<Response>;
@@ -40,8 +42,15 @@ export function operations(rawTarget: string): OperationsHandler | undefined {
 
 async function readyz(c: Context<Env>, deps: OperationsDeps): Promise<Response> {
   const checks: Record<string, string> = {};
+  if (deps.draining?.()) checks['lifecycle'] = 'draining';
   try {
-    checks['database'] = (await schemaIsCurrent(deps.db)) ? 'ok' : 'schema not migrated';
+    if (!(await schemaIsCurrent(deps.db))) checks['database'] = 'schema not migrated';
+    else {
+      // Ready means the database takes writes too: not locked by another process past a second,
+      // and still the file at the configured path (not deleted or replaced under us).
+      const health = await deps.db.writeHealth();
+      checks['database'] = health.ok ? 'ok' : `cannot take writes: ${health.reason}`;
+    }
   } catch {
     checks['database'] = 'unreachable';
   }

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { createApp, type AppDeps, type Handoffs } from './app.ts';
+import { awaitsContinue, sendContinue } from './http/expect-continue.ts';
 import { problem, problemResponse, rawProblemMessage, sendProblem } from './http/problem.ts';
 import { requestIdOf } from './http/request-id.ts';
 import { newDecision, redactPath } from './log/decision.ts';
@@ -99,7 +100,12 @@ export function createNodeHandlers(deps: ServerDeps) {
       (result) => {
         decided = result;
         const { outcome } = result;
-        if (!outcome.allow) return pipeline.refuse(outgoing, { ...result, outcome });
+        if (!outcome.allow) {
+          // No 100 Continue for a refusal; the body may or may not follow, so the connection closes.
+          const close = outcome.closeConnection || awaitsContinue(incoming);
+          return pipeline.refuse(outgoing, { ...result, outcome: close ? { ...outcome, closeConnection: true } : outcome });
+        }
+        sendContinue(incoming);
         if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, result.requestId, result.trace);
         handoffs.set(incoming, { kind: 'native', decided: { ...result, outcome } });
         void toHono(incoming, outgoing);
@@ -115,10 +121,17 @@ export function createNodeHandlers(deps: ServerDeps) {
 
   /** Node's parser refused the bytes (raw control or non-ASCII characters, bad headers…). */
   const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
-    // A response is already under way on this connection (pipelining): never write into it.
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
+      return;
+    }
+    // Bytes pipelined behind a request that is still being answered (issue #9 fault 7): its
+    // answer — perhaps the upstream's, to a POST it already executed — must reach the client
+    // first and whole. Nothing is written into the socket; the connection closes after it.
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (inFlight && !inFlight.writableFinished) {
+      if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+      else inFlight.once('finish', () => (socket as Duplex & { destroySoon?: () => void }).destroySoon?.() ?? socket.end());
       return;
     }
     if (err.code === 'HPE_HEADER_OVERFLOW') {

@@ -10,6 +10,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import type { JwtKeyConfig } from '../config.ts';
+import { foldEmail } from '../domain.ts';
 
 /** Allowed clock skew for exp / nbf / iat, in seconds. */
 export const CLOCK_TOLERANCE_S = 5;
@@ -80,6 +81,31 @@ function isVerified(claim: unknown): boolean {
   return claim === undefined || claim === true || claim === 'true';
 }
 
+/** The path word for "the caller" in `{user}` segments: never a user id (CONTRACT §3). */
+export const ME = 'me';
+
+/** C0 controls, DEL and C1 controls. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Why a `sub` cannot be a user id, or undefined when it can (CONTRACT §3): user ids
+ * are opaque — any string of 1–255 characters (code points) without control
+ * characters (Auth0's `auth0|…`, e-mail-like, UUIDs, URLs) — except `me`, the path
+ * word for the caller, which would make `DELETE …/members/me` ambiguous.
+ */
+export function userIdProblem(sub: unknown): string | undefined {
+  if (typeof sub !== 'string' || sub === '') return 'sub must be a non-empty string';
+  let length = 0;
+  for (const _ of sub) if (++length > 255) return 'sub is longer than 255 characters';
+  if (CONTROL.test(sub)) return 'sub has control characters';
+  // A lone surrogate is not a character and cannot be encoded in a path or a header.
+  if (/\p{Cs}/u.test(sub)) return 'sub is not well-formed text';
+  if (sub === ME) return 'sub "me" is reserved';
+  return undefined;
+}
+
+export { foldEmail };
+
 /** Keys are imported once, here; a bad key fails at construction, not on a request. */
 export async function createJwtVerifier(options: JwtVerifierOptions): Promise<JwtVerifier> {
   let key: CryptoKey | Uint8Array | JWTVerifyGetKey;
@@ -129,15 +155,14 @@ export async function createJwtVerifier(options: JwtVerifierOptions): Promise<Jw
       try {
         const opts = options.currentDate ? { ...verifyOptions, currentDate: options.currentDate() } : verifyOptions;
         const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], opts);
-        if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
-          return { ok: false, reason: 'sub must be a non-empty string' };
-        }
+        const subProblem = userIdProblem(payload.sub);
+        if (subProblem !== undefined) return { ok: false, reason: subProblem };
         if (typeof payload.exp !== 'number') return { ok: false, reason: 'exp must be a number' };
-        const email = typeof payload['email'] === 'string' ? payload['email'].trim().toLowerCase() : undefined;
+        const email = typeof payload['email'] === 'string' ? foldEmail(payload['email'].trim()) : undefined;
         return {
           ok: true,
           user: {
-            id: payload.sub,
+            id: payload.sub as string, // a string: userIdProblem() checked it
             email: email || undefined,
             emailVerified: email !== undefined && isVerified(payload['email_verified']),
             exp: payload.exp,

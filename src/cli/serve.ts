@@ -18,7 +18,9 @@ names the variable (exit 2). An invalid policy stops the start (exit 2).
 
 SIGHUP, or a change in the policy folder, reloads the policy; an invalid policy
 on reload is rejected and the last good one stays in force.
-SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
+SIGTERM / SIGINT: readyz answers 503 at once, requests are still served for
+GATE_SHUTDOWN_GRACE_MS, then the listener closes and in-flight requests get
+GATE_DRAIN_TIMEOUT_MS before they are cut; the logs are flushed, exit 0.
 `,
   async run(argv, io) {
     parseCommandArgs(argv, {});
@@ -52,7 +54,7 @@ SIGTERM / SIGINT stop accepting connections and drain in-flight requests.
         gateway.logger.info('shutting down', { signal });
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
-        void gateway.close().then(() => {
+        void gateway.shutdown().then(() => {
           gateway.logger.info('stopped', { signal, duration_ms: Date.now() - started });
           resolve();
         });

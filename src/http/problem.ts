@@ -32,6 +32,7 @@ export const PROBLEMS = {
   internal_error: { status: 500, title: 'Internal error' },
   not_implemented: { status: 501, title: 'Not implemented yet' },
   upstream_unavailable: { status: 502, title: 'Upstream unavailable' },
+  upstream_invalid_response: { status: 502, title: 'The upstream answer cannot be relayed' },
   unavailable: { status: 503, title: 'Service unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -1,21 +1,36 @@
+import { hostname } from 'node:os';
 import type { Decision } from './decision.ts';
-import type { LineSink } from './logger.ts';
+import { safeStderrWrite, type LineSink } from './logger.ts';
 
 export interface DecisionLog {
   write(decision: Decision, durationUs: number): void;
   /** Writes out what is buffered (on shutdown). */
   flush(): void;
+  /** Lines dropped so far because the reader was too slow or gone (`gate_decision_log_dropped_total`). */
+  readonly dropped: number;
 }
+
+export interface DecisionLogOptions {
+  /** Most bytes waiting for the reader (GATE_LOG_BUFFER_BYTES); past it lines are dropped and counted. */
+  maxBufferBytes?: number;
+  /** Where the "lines dropped" warning goes (default: a JSON line on stderr). */
+  warn?: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+/** GATE_LOG_BUFFER_BYTES's default. */
+export const DEFAULT_LOG_BUFFER_BYTES = 8 * 1024 * 1024;
 
 /**
  * One JSON line per decision (CONTRACT §7). The Decision value never holds
  * credentials; paths are redacted where they carry a secret (invite links).
  *
- * The default sink is stdout, written once per event-loop turn: a write per line
- * was a syscall per request (about a tenth of the gateway's CPU under load).
+ * The default sink is stdout, written once per event-loop turn (a write per line
+ * was a syscall per request, about a tenth of the gateway's CPU under load), and
+ * bounded: a stalled reader costs at most `maxBufferBytes` of memory, and a closed
+ * stdout only drops lines.
  */
-export function createDecisionLog(sink?: LineSink): DecisionLog {
-  const out = sink ?? batchedStdout();
+export function createDecisionLog(sink?: LineSink, options: DecisionLogOptions = {}): DecisionLog {
+  const out: LineSink & Partial<BatchedSink> = sink ?? batchedStdout(undefined, options);
   return {
     write(d, durationUs) {
       out(
@@ -43,31 +58,113 @@ export function createDecisionLog(sink?: LineSink): DecisionLog {
       );
     },
     flush() {
-      (out as Partial<BatchedSink>).flush?.();
+      out.flush?.();
+    },
+    get dropped() {
+      return out.dropped ?? 0;
     },
   };
 }
 
-type BatchedSink = LineSink & { flush(): void };
+export type BatchedSink = LineSink & {
+  flush(): void;
+  /** Lines dropped (buffer full or the stream gone). */
+  readonly dropped: number;
+};
 
-/** Lines written to stdout together at the end of the current event-loop turn. */
-export function batchedStdout(write: (chunk: string) => void = (c) => process.stdout.write(c)): BatchedSink {
+/** The part of a writable stream the sink needs (process.stdout in production). */
+export interface SinkStream {
+  write(chunk: string): boolean;
+  readonly writableLength: number;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** The warning about dropped lines goes out at most this often. */
+export const DROP_WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * Lines written to a stream together at the end of the current event-loop turn.
+ *
+ * Bounded: the bytes queued here plus the bytes the stream still holds for its reader
+ * (`writableLength`: stdout to a pipe is asynchronous, and a stalled reader makes
+ * Node queue without limit) never pass `maxBufferBytes`; a line that would is dropped
+ * and counted, and a warning goes to stderr at most once every 10 s. A stream that
+ * fails (EPIPE: the reader closed it) is written no more: every later line is
+ * dropped, and serving goes on.
+ */
+export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions & { now?: () => number } = {}): BatchedSink {
+  const target: SinkStream = stream ?? (process.stdout as unknown as SinkStream);
+  const max = options.maxBufferBytes ?? DEFAULT_LOG_BUFFER_BYTES;
+  const warn = options.warn ?? stderrWarning;
+  const now = options.now ?? Date.now;
   let pending: string[] = [];
+  let pendingBytes = 0;
   let scheduled = false;
+  let closed = false;
+  let dropped = 0;
+  let droppedSinceWarning = 0;
+  let lastWarning = -Infinity;
+
+  target.on('error', (err) => {
+    if (closed) return;
+    closed = true;
+    dropped += pending.length;
+    droppedSinceWarning += pending.length;
+    pending = [];
+    pendingBytes = 0;
+    warn('decision log stream closed; decision lines are dropped from now on', {
+      error: (err as NodeJS.ErrnoException).code ?? err.message,
+    });
+    lastWarning = now();
+  });
+
+  const drop = () => {
+    dropped++;
+    droppedSinceWarning++;
+    const t = now();
+    if (t - lastWarning >= DROP_WARNING_INTERVAL_MS) {
+      warn('decision log reader too slow; lines dropped', {
+        dropped: droppedSinceWarning,
+        dropped_total: dropped,
+        buffer_bytes: max,
+        reason: closed ? 'stream closed' : 'buffer full',
+      });
+      droppedSinceWarning = 0;
+      lastWarning = t;
+    }
+  };
+
   const flush = () => {
     scheduled = false;
-    if (pending.length === 0) return;
+    if (pending.length === 0 || closed) return;
     const chunk = pending.join('\n') + '\n';
     pending = [];
-    write(chunk);
+    pendingBytes = 0;
+    try {
+      target.write(chunk);
+    } catch (err) {
+      // A destroyed stream may throw instead of emitting: the same as an error event.
+      closed = true;
+      warn('decision log stream closed; decision lines are dropped from now on', { error: (err as Error).message });
+    }
   };
   const sink = ((line: string) => {
+    // Bytes, roughly: a line is mostly ASCII, and the bound is about memory, not exact framing.
+    const size = line.length + 1;
+    if (closed || pendingBytes + target.writableLength + size > max) return drop();
     pending.push(line);
+    pendingBytes += size;
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
   }) as BatchedSink;
   sink.flush = flush;
+  Object.defineProperty(sink, 'dropped', { get: () => dropped });
   return sink;
+}
+
+/** A warn line on stderr in the operational log's (pino's) format; never throws (stderr may be closed too). */
+function stderrWarning(msg: string, fields: Record<string, unknown>): void {
+  safeStderrWrite(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), ...fields, msg }) + '\n');
 }

@@ -30,11 +30,11 @@ function sinkStream(sink: LineSink): DestinationStream {
  * The operational log (not decisions; those go to the decision log): JSON lines in pino's
  * format — numeric `level` (20 debug, 30 info, 40 warn, 50 error), `time` in epoch
  * milliseconds, `pid`, `hostname`, `msg` — so pino-pretty, Loki's and Datadog's pino
- * parsers read it as is. stderr by default, written synchronously: the volume is low and a
- * crash must not lose the line that explains it.
+ * parsers read it as is. stderr by default, through a write that survives a closed stderr.
  */
 export function createLogger(level: LogLevel, sink?: LineSink, options: LoggerOptions = {}): Logger {
-  const destination = sink ? sinkStream(sink) : pino.destination({ dest: 2, sync: true });
+  // stderr through a guarded write: a closed stderr (EPIPE) must never stop the gateway.
+  const destination = sinkStream(sink ?? ((line) => safeStderrWrite(line + '\n')));
   const log: PinoLogger = pino(
     {
       level,
@@ -67,4 +67,18 @@ export function errorFields(err: unknown): Record<string, unknown> {
     };
   }
   return { err: { type: typeof err, message: String(err) } };
+}
+
+let stderrGuarded = false;
+/** Writes to stderr; a closed stderr (EPIPE) is ignored instead of crashing the process. */
+export function safeStderrWrite(text: string): void {
+  if (!stderrGuarded) {
+    stderrGuarded = true;
+    process.stderr.on('error', () => undefined);
+  }
+  try {
+    process.stderr.write(text);
+  } catch {
+    // stderr gone: nothing left to tell.
+  }
 }

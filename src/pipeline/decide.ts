@@ -63,7 +63,8 @@ export async function checkTargets(input: DecideInput): Promise<TargetFacts | Re
         break;
       }
       case 'member': {
-        const userId = params['user']!;
+        // `me` is the path word for the caller (no user id is `me`: authn refuses that sub).
+        const userId = params['user'] === 'me' && principal.kind === 'user' ? principal.id : params['user']!;
         const role = await repo.memberRole(ws, userId);
         if (!role) return stop(problem('not_found', 'no such member in this workspace'));
         facts.member = { userId, role };

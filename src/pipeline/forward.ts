@@ -79,26 +79,62 @@ export function upstreamRequestHeaders(
   out.push('x-forwarded-for', added.forwardedFor);
   out.push('x-forwarded-proto', added.forwardedProto);
   if (added.forwardedHost !== undefined) out.push('x-forwarded-host', added.forwardedHost);
-  for (const [name, value] of Object.entries(identity)) out.push(name, value);
+  for (const [name, value] of Object.entries(identity)) out.push(name, headerSafe(value));
   return out;
 }
 
 /**
- * Response headers passed back: everything but hop-by-hop and Connection-nominated ones.
- * With a request id, the response carries the gateway's `x-request-id` (the one in the
- * decision log and sent upstream), as the gateway's own answers do.
+ * An identity value as a header value: user ids are opaque (CONTRACT §3) and may hold
+ * characters a header cannot carry, so every character outside visible ASCII (a space
+ * too: a trailing one would be trimmed by the upstream's parser, making `x ` read as
+ * `x`), and `%` itself, is percent-encoded as UTF-8 (`decodeURIComponent` gives the id
+ * back). Visible-ASCII values without `%` are unchanged.
+ */
+export function headerSafe(value: string): string {
+  return /^[\x21-\x24\x26-\x7e]*$/.test(value) ? value : value.replace(/[^\x21-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
+/**
+ * Response headers passed back: everything but hop-by-hop, Connection-nominated and
+ * `x-packagento-*` ones (in any spelling: the identity vocabulary is the gateway's, an
+ * upstream never speaks it to a client). With a request id, the response carries the
+ * gateway's `x-request-id` (the one in the decision log and sent upstream), as the
+ * gateway's own answers do.
  */
 export function downstreamResponseHeaders(rawHeaders: readonly string[], requestId?: string): string[] {
   const nominated = connectionNominated(rawHeaders);
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = normalizeHeaderName(rawHeaders[i]!);
-    if (HOP_BY_HOP.has(name) || nominated.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || nominated.has(name) || name.startsWith(IDENTITY_PREFIX)) continue;
     if (requestId !== undefined && name === 'x-request-id') continue;
     out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
   }
   if (requestId !== undefined) out.push('x-request-id', requestId);
   return out;
+}
+
+/** RFC 9110 §5.6.2 token: what a header name may be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What Node's writer accepts in a header value or reason phrase (HTAB, SP, VCHAR, obs-text). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Why an upstream response head cannot be relayed as it is, or undefined when it can.
+ * The upstream is untrusted input: Node's client parser is lenient where its server
+ * writer is strict (a control byte or DEL in the reason phrase, a status outside
+ * 200–599), and a head the writer refuses would throw on the response path.
+ */
+export function invalidResponseHead(statusCode: number | undefined, statusMessage: string | undefined, rawHeaders: readonly string[]): string | undefined {
+  if (statusCode === undefined || !Number.isInteger(statusCode) || statusCode < 200 || statusCode > 599) {
+    return `status ${String(statusCode)} is not a final status (200-599) the gateway relays`;
+  }
+  if (statusMessage !== undefined && !FIELD_VALUE.test(statusMessage)) return 'the reason phrase has forbidden bytes';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (!TOKEN.test(rawHeaders[i]!)) return 'a header name has forbidden bytes';
+    if (!FIELD_VALUE.test(rawHeaders[i + 1]!)) return `header ${rawHeaders[i]!} has forbidden bytes`;
+  }
+  return undefined;
 }
 
 export interface ForwardRequest {
@@ -109,51 +145,55 @@ export interface ForwardRequest {
   path: string;
   identity: Record<string, string>;
   requestId: string;
-  /** For the log line of a failed exchange. */
+  /** The request's trace id, for the log line of a failed exchange. */
   traceId?: string;
   /** Called once when the exchange ends: the status sent (499 when the caller went away first). */
   onDone?: (status: number) => void;
 }
 
 export interface Forwarder {
-  /** Starts forwarding; the answer is streamed to `outgoing` (or a 502/504 problem is sent). */
+  /** Starts forwarding; the answer is streamed to `outgoing` (or a 502/504 problem is sent). Never throws. */
   forward(req: ForwardRequest): void;
   close(): void;
+}
+
+/**
+ * How an upstream exchange failed: `connect` (refused, reset before any answer),
+ * `timeout`, `invalid_response` (a head or framing the gateway will not relay),
+ * `reset` (broken off after the head was relayed: the client's connection is cut).
+ */
+export type UpstreamFailureKind = 'connect' | 'timeout' | 'invalid_response' | 'reset';
+
+export interface UpstreamFailure {
+  kind: UpstreamFailureKind;
+  /** What went wrong, for the operational log (an error code or a sentence; never request data). */
+  cause: string;
+  /** What the client got: 502, 504, or 0 when its connection was cut after the head. */
+  status: number;
+  requestId: string;
+  traceId: string | undefined;
+  method: string;
+  /** The path forwarded, without its query. */
+  path: string;
 }
 
 export interface ForwarderOptions {
   upstream: URL;
   /**
-   * How long the upstream may stay silent: before its response head, and between
-   * chunks of its body (a socket idle timeout, managed by Node's timer lists rather
-   * than a timer per request).
+   * How long the upstream may take to send its response head (a deadline from the
+   * request's start, so a head trickled a byte at a time still ends), and how long it
+   * may stay silent between chunks of its body (a socket idle timeout).
    */
   timeoutMs: number;
   /** Idle keep-alive sockets are dropped after this long (below the upstream's own keep-alive timeout). */
   freeSocketTimeoutMs?: number;
   maxSockets?: number;
-  /** Told about every upstream exchange (metrics, the warn log line for 502/504). */
-  observer?: UpstreamObserver;
-}
-
-/** Why an upstream exchange failed (bounded: the metrics label). */
-export type UpstreamFailure = 'connect' | 'timeout' | 'reset' | 'invalid_response' | 'other';
-
-export interface UpstreamObserver {
-  /** The upstream's response head arrived this many seconds after the request was sent. */
-  responded(seconds: number): void;
-  /** The exchange failed: the caller got 502/504 (or a cut connection after the head). */
-  failed(kind: UpstreamFailure, err: Error, req: ForwardRequest): void;
-}
-
-/** Classifies a Node client error for the metrics label and the log. */
-export function upstreamFailureKind(err: Error): UpstreamFailure {
-  if (err instanceof UpstreamTimeout) return 'timeout';
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL)$/.test(code)) return 'connect';
-  if (/^(ECONNRESET|EPIPE|ECONNABORTED)$/.test(code) || err.message === 'socket hang up') return 'reset';
-  if (code.startsWith('HPE_') || code === 'ERR_INVALID_CHAR' || code === 'ERR_INVALID_HTTP_TOKEN') return 'invalid_response';
-  return 'other';
+  /** Most informational (1xx) responses accepted before the final one; past it the answer is 502. */
+  maxInformational?: number;
+  /** Told about every failed exchange (logging at warn, the `gate_upstream_errors_total` counter). */
+  onFailure?: (failure: UpstreamFailure) => void;
+  /** The upstream's response head was accepted this many seconds after the request was sent (metrics). */
+  onResponded?: (seconds: number) => void;
 }
 
 class UpstreamTimeout extends Error {
@@ -163,11 +203,23 @@ class UpstreamTimeout extends Error {
   }
 }
 
+
+/** RFC 9110 §9.2.2: a repeat has the same effect as one request. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Errors Node's client parser raises for bytes that are not HTTP (llhttp codes). */
+const isParseError = (code: string | undefined) => code !== undefined && code.startsWith('HPE_');
+
 /**
  * Forwards on raw Node streams through a pooled keep-alive agent: bodies stream
- * both ways, nothing is buffered. An idempotent request without a body that fails
- * on a reused keep-alive socket before any response byte is retried once on a
- * fresh socket; nothing else is ever retried.
+ * both ways, nothing is buffered. Every upstream answer is untrusted: its head is
+ * checked before anything is written to the client, and whatever it sends ends in a
+ * relayed answer, a 502/504 problem before the head, or a cut connection after it —
+ * never an exception on the response path.
+ *
+ * Retries: an idempotent request without a body that fails on a *reused* keep-alive
+ * socket (the upstream closed it while idle) before any response byte arrived, and
+ * whose caller is still there, is retried once on a fresh socket. Nothing else is.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const secure = options.upstream.protocol === 'https:';
@@ -183,92 +235,184 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const hostHeader = options.upstream.host;
   const hostname = options.upstream.hostname;
   const port = options.upstream.port || (secure ? 443 : 80);
+  const maxInformational = options.maxInformational ?? 8;
 
   function answer(outgoing: ServerResponse, p: Problem, requestId: string): number {
+    if (outgoing.headersSent || outgoing.destroyed) {
+      outgoing.destroy();
+      return 0;
+    }
     return sendProblem(outgoing, p, { requestId });
   }
 
   function forward(req: ForwardRequest): void {
     const { incoming, outgoing } = req;
-    const headers = upstreamRequestHeaders(
-      incoming.rawHeaders,
-      {
-        host: hostHeader,
-        forwardedFor: incoming.socket.remoteAddress ?? '',
-        forwardedProto: (incoming.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-        forwardedHost: incoming.headers.host,
-      },
-      req.identity,
-      incoming.headers['transfer-encoding'] !== undefined,
-    );
     const bodyless =
-      (req.method === 'GET' || req.method === 'HEAD') &&
-      incoming.headers['content-length'] === undefined &&
-      incoming.headers['transfer-encoding'] === undefined;
+      incoming.headers['content-length'] === undefined && incoming.headers['transfer-encoding'] === undefined;
+    const retryable = bodyless && IDEMPOTENT.has(req.method);
+    const pathOnly = req.path.split('?')[0] ?? req.path;
     let finished = false;
+    let callerGone = false;
     const done = (status: number) => {
       if (finished) return;
       finished = true;
       req.onDone?.(status);
     };
+    const fail = (kind: UpstreamFailureKind, cause: string, status: number) => {
+      options.onFailure?.({ kind, cause, status, requestId: req.requestId, traceId: req.traceId, method: req.method, path: pathOnly });
+      done(status);
+    };
+
+    let headers: string[];
+    try {
+      headers = upstreamRequestHeaders(
+        incoming.rawHeaders,
+        {
+          host: hostHeader,
+          forwardedFor: incoming.socket.remoteAddress ?? '',
+          forwardedProto: (incoming.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+          forwardedHost: incoming.headers.host,
+        },
+        req.identity,
+        incoming.headers['transfer-encoding'] !== undefined,
+      );
+    } catch {
+      done(answer(outgoing, problem('internal_error', 'internal error'), req.requestId));
+      return;
+    }
 
     let current: http.ClientRequest | undefined;
-    // The caller went away before the answer was complete: stop the upstream exchange too.
+    // The caller went away before the answer was complete: stop the upstream exchange too,
+    // and never start another one for it.
     outgoing.once('close', () => {
       if (!outgoing.writableFinished) {
+        callerGone = true;
         current?.destroy();
         done(499);
       }
     });
 
-    const observer = options.observer;
     const attempt = (retry: boolean) => {
-      let responded = false;
-      const sent = observer ? process.hrtime.bigint() : 0n;
-      const upstreamReq = mod.request({
-        agent,
-        hostname,
-        port,
-        method: req.method,
-        path: base + req.path,
-        headers: headers as unknown as http.OutgoingHttpHeaders,
-        setHost: false,
-        timeout: options.timeoutMs,
-      });
+      const sent = options.onResponded ? process.hrtime.bigint() : 0n;
+      // waiting: no head yet; relaying: the head went to the client; settled: answered or failed.
+      let state: 'waiting' | 'relaying' | 'settled' = 'waiting';
+      let informational = 0;
+      let bytesAtStart = 0;
+      let response: IncomingMessage | undefined;
+      let upstreamReq: http.ClientRequest;
+      try {
+        upstreamReq = mod.request({
+          agent,
+          hostname,
+          port,
+          method: req.method,
+          path: base + req.path,
+          headers: headers as unknown as http.OutgoingHttpHeaders,
+          setHost: false,
+          timeout: options.timeoutMs,
+        });
+      } catch {
+        // A header Node refuses to send (a gateway bug: identity values are header-safe by construction).
+        done(answer(outgoing, problem('internal_error', 'internal error'), req.requestId));
+        return;
+      }
       current = upstreamReq;
+      const headDeadline = setTimeout(() => upstreamReq.destroy(new UpstreamTimeout()), options.timeoutMs);
+
+      const reject = (reason: string) => {
+        // Before the head: the upstream's answer is not relayable; nothing of it reaches the client.
+        if (state !== 'waiting') return;
+        state = 'settled';
+        clearTimeout(headDeadline);
+        upstreamReq.destroy();
+        if (callerGone) return done(499);
+        fail('invalid_response', reason, answer(outgoing, problem('upstream_invalid_response', 'the upstream sent an answer the gateway cannot relay'), req.requestId));
+      };
+
+      upstreamReq.on('socket', (socket) => {
+        bytesAtStart = socket.bytesRead;
+      });
       upstreamReq.on('timeout', () => upstreamReq.destroy(new UpstreamTimeout()));
+      upstreamReq.on('information', (info) => {
+        if (++informational > maxInformational) reject(`more than ${maxInformational} informational (1xx) responses`);
+        else if (info.statusCode === 101) reject('101 Switching Protocols to a request that asked for no upgrade');
+      });
+      // A 101 with an Upgrade header (or any upgrade): the gateway never asks upstreams for one.
+      upstreamReq.on('upgrade', (_res, socket) => {
+        socket.destroy();
+        reject('101 Switching Protocols to a request that asked for no upgrade');
+      });
       upstreamReq.on('response', (res) => {
-        responded = true;
-        if (observer) observer.responded(Number(process.hrtime.bigint() - sent) / 1e9);
-        const status = res.statusCode ?? 502;
-        if (outgoing.destroyed) {
+        if (state !== 'waiting') {
+          res.destroy();
+          return;
+        }
+        clearTimeout(headDeadline);
+        if (callerGone || outgoing.destroyed) {
+          state = 'settled';
           res.destroy();
           return done(499);
         }
-        outgoing.writeHead(status, res.statusMessage, downstreamResponseHeaders(res.rawHeaders, req.requestId));
+        const invalid = invalidResponseHead(res.statusCode, res.statusMessage, res.rawHeaders);
+        if (invalid !== undefined) {
+          res.destroy();
+          return reject(invalid);
+        }
+        const status = res.statusCode!;
+        try {
+          outgoing.writeHead(status, res.statusMessage, downstreamResponseHeaders(res.rawHeaders, req.requestId));
+        } catch (err) {
+          // Backstop: anything else Node's writer refuses. Nothing was written yet.
+          res.destroy();
+          return reject((err as NodeJS.ErrnoException).code ?? 'the response head cannot be written');
+        }
+        state = 'relaying';
+        options.onResponded?.(Number(process.hrtime.bigint() - sent) / 1e9);
+        response = res;
         res.pipe(outgoing);
-        res.on('error', () => outgoing.destroy());
-        res.on('end', () => done(status));
+        res.on('error', (err) => {
+          if (state !== 'relaying' || res.complete) return;
+          state = 'settled';
+          outgoing.destroy();
+          if (callerGone) return done(499);
+          fail(err instanceof UpstreamTimeout ? 'timeout' : 'reset', causeOf(err), 0);
+        });
+        res.on('end', () => {
+          if (state === 'relaying') state = 'settled';
+          done(status);
+        });
       });
       upstreamReq.on('error', (err) => {
-        if (responded) {
-          // The upstream broke off mid-body (or went silent): the caller cannot get a whole answer.
-          observer?.failed(err instanceof UpstreamTimeout ? 'timeout' : 'reset', err, req);
-          outgoing.destroy();
-          return done(502);
+        clearTimeout(headDeadline);
+        if (state === 'relaying' && response?.complete) {
+          // Bytes after a complete answer (a body on a HEAD, 204 or 304, more than Content-Length):
+          // Node discards that socket; the answer itself is whole and is relayed.
+          return;
         }
+        if (state === 'relaying') {
+          // The upstream broke off mid-body (or went silent): the caller cannot get a whole answer.
+          state = 'settled';
+          outgoing.destroy();
+          if (callerGone) return done(499);
+          return fail(err instanceof UpstreamTimeout ? 'timeout' : 'reset', causeOf(err), 0);
+        }
+        if (state === 'settled') return;
+        state = 'settled';
+        // The caller left (its close destroyed this request): nothing to answer, nothing to retry.
+        if (callerGone) return done(499);
         const code = (err as NodeJS.ErrnoException).code;
-        if (retry && bodyless && upstreamReq.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+        const silent = (upstreamReq.socket?.bytesRead ?? bytesAtStart) === bytesAtStart;
+        if (retry && retryable && upstreamReq.reusedSocket && silent && (code === 'ECONNRESET' || code === 'EPIPE')) {
           attempt(false);
           return;
         }
-        // The caller went away first: not an upstream failure.
-        if (!outgoing.destroyed) observer?.failed(upstreamFailureKind(err), err, req);
-        done(
-          err instanceof UpstreamTimeout
-            ? answer(outgoing, problem('upstream_timeout', 'the upstream did not answer in time'), req.requestId)
-            : answer(outgoing, problem('upstream_unavailable', 'the upstream could not be reached'), req.requestId),
-        );
+        if (err instanceof UpstreamTimeout) {
+          return fail('timeout', 'no response head in time', answer(outgoing, problem('upstream_timeout', 'the upstream did not answer in time'), req.requestId));
+        }
+        if (isParseError(code)) {
+          return fail('invalid_response', causeOf(err), answer(outgoing, problem('upstream_invalid_response', 'the upstream sent an answer the gateway cannot relay'), req.requestId));
+        }
+        fail('connect', causeOf(err), answer(outgoing, problem('upstream_unavailable', 'the upstream could not be reached'), req.requestId));
       });
       if (bodyless) upstreamReq.end();
       else incoming.pipe(upstreamReq);
@@ -277,4 +421,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   }
 
   return { forward, close: () => agent.destroy() };
+}
+
+/** An error's code and message, for the log (Node's network errors carry no request data). */
+function causeOf(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e instanceof UpstreamTimeout) return 'upstream went silent';
+  return e?.code ? `${e.code}: ${e.message}` : String(e?.message ?? e);
 }

@@ -3,6 +3,7 @@ import type { Authenticator } from '../authn/authenticate.ts';
 import type { AccessRepo } from '../db/access-repo.ts';
 import { UserRecorder } from '../db/user-recorder.ts';
 import { hasBody, parseJsonObject, readBody } from '../http/body.ts';
+import { sendContinue } from '../http/expect-continue.ts';
 import { isProblem, sendProblem, type Problem } from '../http/problem.ts';
 import { requestIdOf } from '../http/request-id.ts';
 import { newSpanId, traceFor, upstreamTraceparent, type TraceContext } from '../http/trace-context.ts';
@@ -68,6 +69,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const readJsonBody = () =>
         (bodyPromise ??= (async () => {
           if (!hasBody(incoming)) return undefined;
+          // The decision needs the body (the gate asks only after authentication): now it may come.
+          sendContinue(incoming);
           const raw = await readBody(incoming);
           if (isProblem(raw)) return raw;
           return parseJsonObject(incoming.headers['content-type'], raw);

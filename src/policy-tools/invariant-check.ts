@@ -1,6 +1,6 @@
 import { ACTIONS, isWorkspaceRole, NO_TARGET, type Action, type Subject } from '../domain.ts';
 import type { Route } from '../policy/route-map.ts';
-import { ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
+import { PolicyError, ROUTES_FILE, type PolicyBundle } from '../policy/bundle.ts';
 import { lineRef, policyFilePath, traceDecision } from './trace.ts';
 
 import type { Invariant, InvariantSet } from './invariants.ts';
@@ -74,6 +74,21 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
           examples.push(allowedRow(row));
         }
         break;
+      case 'allow':
+        // Proven like the denials: every listed combination must be allowed, so an empty or
+        // truncated policy.csv (which denies everything, or much) cannot pass.
+        for (const subject of r.subjects) {
+          for (const action of r.actions) {
+            const relevant = rows.filter(
+              (row) => row.subject === subject && row.action === action && (!r.targets || (row.target_role !== null && r.targets.includes(row.target_role))),
+            );
+            if (relevant.length === 0) examples.push({ text: `${subject} ${action}${r.targets ? `@${r.targets.join('|')}` : ''} has no decision`, refs: [] });
+            for (const row of relevant) {
+              if (!row.allow) examples.push({ text: `${row.subject} ${row.action}${row.target_role ? `@${row.target_role}` : ''} → deny (expected allow)`, refs: [policyFilePath(bundle, 'policy.csv')] });
+            }
+          }
+        }
+        break;
       case 'only':
         for (const row of rows) {
           if (row.allow && r.subjects.includes(row.subject) && !r.actions.includes(row.action)) examples.push(allowedRow(row));
@@ -131,4 +146,29 @@ export function checkInvariants(bundle: PolicyBundle, set: InvariantSet): CheckR
     if (examples.length > 0) violations.push({ invariant: inv, examples });
   }
   return { revision: bundle.revision, invariants: set.invariants.length, decisions: rows.length, routes: routes.length, violations };
+}
+
+/**
+ * A bundle whose invariants fail is invalid (CONTRACT §4 "Fail closed"): `serve` refuses
+ * it at start and on reload, so an empty or truncated policy.csv never goes live.
+ * Throws a PolicyError naming the first broken invariant, its file and line, and a
+ * counter-example.
+ */
+export function assertInvariantsHold(bundle: PolicyBundle, load: (b: PolicyBundle) => InvariantSet): void {
+  let set: InvariantSet;
+  try {
+    set = load(bundle);
+  } catch (err) {
+    const e = err as { file?: string; line?: number; message?: string };
+    throw new PolicyError(`invariants: ${e.message ?? String(err)}`, e.file, e.line);
+  }
+  const report = checkInvariants(bundle, set);
+  const first = report.violations[0];
+  if (first === undefined) return;
+  const more = report.violations.length > 1 ? ` (and ${report.violations.length - 1} more invariants)` : '';
+  throw new PolicyError(
+    `invariant "${first.invariant.id}" fails: ${first.examples[0]?.text ?? first.invariant.description}${more}`,
+    first.invariant.file,
+    first.invariant.line,
+  );
 }

@@ -29,6 +29,7 @@ const patterns = z.array(z.string().min(1)).min(1);
 
 const ruleSchemas = {
   deny: z.strictObject({ subjects: patterns, actions: patterns, targets: z.array(z.enum(WORKSPACE_ROLES)).min(1).optional() }),
+  allow: z.strictObject({ subjects: patterns, actions: patterns, targets: z.array(z.enum(WORKSPACE_ROLES)).min(1).optional() }),
   only: z.strictObject({ subjects: patterns, actions: z.array(z.string().min(1)) }),
   rank: z.strictObject({ actions: patterns }),
   routes: z.strictObject({
@@ -61,6 +62,8 @@ const fileSchema = z.strictObject({
 
 export type Rule =
   | { kind: 'deny'; subjects: Subject[]; actions: Action[]; targets: string[] | undefined }
+  /** Liveness: every subject × action (× target) listed is allowed. */
+  | { kind: 'allow'; subjects: Subject[]; actions: Action[]; targets: string[] | undefined }
   | { kind: 'only'; subjects: Subject[]; actions: Action[] }
   | { kind: 'rank'; actions: Action[] }
   | {
@@ -159,6 +162,16 @@ export function parseInvariants(text: string, file: string): InvariantSet {
       case 'deny': {
         const d = v.deny as z.infer<typeof ruleSchemas.deny>;
         rule = { kind, subjects: subjects(d.subjects), actions: actions(d.actions), targets: d.targets };
+        break;
+      }
+      case 'allow': {
+        const d = v.allow as z.infer<typeof ruleSchemas.allow>;
+        const list = actions(d.actions);
+        if (d.targets) {
+          const untargeted = list.find((a) => TARGET_ROLES[a] === undefined);
+          if (untargeted) throw fail(at('targets'), `${untargeted} has no target role, so targets do not apply`);
+        }
+        rule = { kind, subjects: subjects(d.subjects), actions: list, targets: d.targets };
         break;
       }
       case 'only': {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GUEST_ROLES, isGuestRole, WORKSPACE_ROLES } from '../domain.ts';
+import { foldEmail, GUEST_ROLES, isGuestRole, WORKSPACE_ROLES } from '../domain.ts';
 import { generatePrivateKey, generatePublicKey } from '../authn/keys.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { sha256 } from '../crypto/hash.ts';
@@ -114,7 +114,7 @@ export async function seedWorld(db: Db, world: World, secretBox: SecretBox, now 
       const declared = world.users?.[u];
       await tx.execute({
         sql: 'INSERT INTO users (id, email, email_verified, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)',
-        args: [u, (declared?.email ?? `${u}@example.com`).toLowerCase(), declared?.email_verified === false ? 0 : 1, now, now],
+        args: [u, foldEmail(declared?.email ?? `${u}@example.com`), declared?.email_verified === false ? 0 : 1, now, now],
       });
     }
     for (const [ws, w] of Object.entries(world.workspaces ?? {})) {
@@ -177,7 +177,7 @@ export async function seedWorld(db: Db, world: World, secretBox: SecretBox, now 
       await tx.execute({
         sql: `INSERT INTO invites (id, workspace_id, project_id, email, role, status, invited_by, created_at, expires_at)
               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        args: [i, ws, p ?? null, (inv.email ?? `${i}@example.com`).toLowerCase(), inv.role, inv.status ?? 'pending', inv.invited_by, now, now + INVITE_TTL_MS],
+        args: [i, ws, p ?? null, foldEmail(inv.email ?? `${i}@example.com`), inv.role, inv.status ?? 'pending', inv.invited_by, now, now + INVITE_TTL_MS],
       });
     }
   });

@@ -64,6 +64,29 @@ const PARAM_NAME = /^[a-z][a-z0-9_]*$/;
 /** Ids in the API are short unreserved strings; anything else cannot name a resource. */
 const ID_SEGMENT = /^[A-Za-z0-9._~-]{1,128}$/;
 
+/**
+ * `{user}` is the one parameter that is not the gateway's own id: user ids are the
+ * identity provider's opaque `sub` (CONTRACT §3: `auth0|abc`, e-mail-like, URLs…), so
+ * the segment is percent-encoded by the caller and decoded here, for every route that
+ * names it. The decoded id obeys the `sub` rules (1–255 characters, no control
+ * characters); `me` stays `me` (the caller, resolved where the route is answered).
+ */
+export const USER_PARAM = 'user';
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+function userIdSegment(s: string): string | undefined {
+  let id: string;
+  try {
+    id = decodeURIComponent(s);
+  } catch {
+    return undefined; // not UTF-8
+  }
+  let length = 0;
+  for (const _ of id) if (++length > 255) return undefined;
+  if (length === 0 || CONTROL.test(id)) return undefined;
+  return id;
+}
+
 function parsePattern(file: string, line: number, pattern: string): PatternSegment[] {
   if (!pattern.startsWith('/')) throw new RouteMapError(file, line, `path "${pattern}" must start with /`);
   const parts = pattern.split('/').slice(1);
@@ -200,6 +223,10 @@ function matchSegments(pattern: PatternSegment[], segments: string[]): Record<st
     if (s === undefined) return undefined;
     if (p.kind === 'literal') {
       if (s !== p.value) return undefined;
+    } else if (p.name === USER_PARAM) {
+      const id = userIdSegment(s);
+      if (id === undefined) return undefined;
+      params[p.name] = id;
     } else {
       if (!ID_SEGMENT.test(s)) return undefined;
       params[p.name] = s;

@@ -56,8 +56,9 @@ export function guestHandlers(deps: NativeDeps): NativeHandlers {
       async handle(ctx) {
         const ws = ctx.param('ws');
         const p = ctx.param('p');
-        const target = ctx.param('user');
         const actor = userOf(ctx.outcome);
+        // `me` is the path word for the caller (no user id is `me`: authn refuses that sub).
+        const target = ctx.param('user') === 'me' ? actor.id : ctx.param('user');
         const result = await db.write(async (tx): Promise<Result<{ removed: string; project_id: string; deactivated_tokens: number }>> => {
           const checked = await reauthorize(tx, ctx.outcome, [{ action: 'guest:remove' }]);
           if (!checked.ok) return fail(checked.problem);

@@ -55,10 +55,14 @@ export interface GateMetrics {
   policyReload(result: PolicyReloadResult): void;
   /** The policy revision in force: gate_policy_info{revision} is 1 for it and absent for any other. */
   policyInfo(revision: string): void;
-  /** A write that found the database locked past its timeout (answered 503). */
+  /** A write that found the database locked by another writer. */
   dbBusy(): void;
+  /** Also count what this reads at each scrape (the database's own busy counter). */
+  dbBusyFrom(read: () => number): void;
   /** Decision-log lines dropped because the reader was too slow. */
   logDropped(lines?: number): void;
+  /** Also count what this reads at each scrape (the decision log's own drop counter). */
+  logDroppedFrom(read: () => number): void;
   /** An outbox delivery attempt finished. */
   outboxDelivery(channel: OutboxChannel, result: OutboxResult): void;
   /** Read at each scrape: how many outbox events wait for delivery. */
@@ -113,16 +117,16 @@ export function createMetrics(options: MetricsOptions = {}): GateMetrics {
     labelNames: ['revision'] as const,
     registers,
   });
-  const dbBusy = new Counter({
-    name: 'gate_db_busy_total',
-    help: 'Writes refused with 503 because the database stayed locked past GATE_DB_WRITE_TIMEOUT_MS.',
-    registers,
-  });
-  const logDropped = new Counter({
-    name: 'gate_decision_log_dropped_total',
-    help: 'Decision-log lines dropped because the reader was slower than GATE_LOG_BUFFER_BYTES allows.',
-    registers,
-  });
+  const dbBusy = derivedCounter(
+    registry,
+    'gate_db_busy_total',
+    'Writes that found the database locked by another writer (they wait up to GATE_DB_WRITE_TIMEOUT_MS, then 503).',
+  );
+  const logDropped = derivedCounter(
+    registry,
+    'gate_decision_log_dropped_total',
+    'Decision-log lines dropped because the reader was slower than GATE_LOG_BUFFER_BYTES allows, or gone.',
+  );
   let readPending: (() => number | Promise<number>) | undefined;
   new Gauge({
     name: 'gate_outbox_pending',
@@ -187,8 +191,10 @@ export function createMetrics(options: MetricsOptions = {}): GateMetrics {
       policyInfo.set({ revision: ID_LABEL.test(revision) ? revision : 'other' }, 1);
       revisionInForce = revision;
     },
-    dbBusy: () => dbBusy.inc(),
+    dbBusy: () => dbBusy.inc(1),
+    dbBusyFrom: (read) => dbBusy.from(read),
     logDropped: (lines = 1) => logDropped.inc(lines),
+    logDroppedFrom: (read) => logDropped.from(read),
     outboxDelivery(channel, result) {
       if (OUTBOX_CHANNELS.includes(channel) && OUTBOX_RESULTS.includes(result)) deliveries.inc({ channel, result });
     },
@@ -249,6 +255,33 @@ function fastHistogram(registry: Registry, name: string, help: string, buckets: 
       }
       sum += v;
       count++;
+    },
+  };
+}
+
+/** An unlabelled counter: what it was told, plus what its sources report at each scrape. */
+function derivedCounter(registry: Registry, name: string, help: string) {
+  let own = 0;
+  const sources: (() => number)[] = [];
+  const value = () => {
+    let v = own;
+    for (const read of sources) {
+      try {
+        v += read();
+      } catch {
+        // A source that cannot be read adds nothing this scrape.
+      }
+    }
+    return v;
+  };
+  const get = async () => ({ name, help, type: 'counter', aggregator: 'sum', values: [{ labels: {}, value: value() }] });
+  registry.registerMetric({ name, help, type: 'counter', aggregator: 'sum', get, reset: () => (own = 0) } as unknown as Metric);
+  return {
+    inc(n: number) {
+      own += n;
+    },
+    from(read: () => number) {
+      sources.push(read);
     },
   };
 }

@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import { GUEST_ROLES, WORKSPACE_ROLES } from '../../domain.ts';
+import { foldEmail, GUEST_ROLES, WORKSPACE_ROLES } from '../../domain.ts';
 
-/** Emails are compared case-insensitively: stored lower-cased. */
+/** Emails are compared case-insensitively in ASCII only: stored with A-Z folded (CONTRACT §3). */
 export const emailSchema = z
   .string()
   .trim()
   .max(254)
   .pipe(z.email({ message: 'must be an email address' }))
-  .transform((e) => e.toLowerCase());
+  .transform(foldEmail);
 
 export const inviteBody = z.strictObject({ email: emailSchema, role: z.enum(WORKSPACE_ROLES) });
 export const guestInviteBody = z.strictObject({ email: emailSchema, role: z.enum(GUEST_ROLES) });
