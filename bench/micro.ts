@@ -15,6 +15,8 @@ import { AccessRepo } from '../src/db/access-repo.ts';
 import { createDb, openDb } from '../src/db/client.ts';
 import { loadConfig, requireServeConfig } from '../src/config.ts';
 import { startGateway } from '../src/main.ts';
+import { traceFor, upstreamTraceparent } from '../src/http/trace-context.ts';
+import { createMetrics } from '../src/telemetry/metrics.ts';
 import { BENCH_AUDIENCE, BENCH_ENCRYPTION_KEY, BENCH_ISSUER, BENCH_SECRET, type BenchTargets } from './world.ts';
 
 export interface Stats {
@@ -28,6 +30,8 @@ export interface MicroResults {
   decision: { casbin: Stats; table: Stats };
   jwt: { cold: Stats; cached: Stats };
   roles: { client: Stats; prepared: Stats; preparedMiss: Stats; hitRate: number };
+  /** Per-request telemetry cost with OTLP off: trace ids + traceparent, and the two metric updates. */
+  telemetry: { trace: Stats; metrics: Stats };
 }
 
 function stats(samplesNs: Float64Array): Stats {
@@ -107,7 +111,23 @@ export async function microBenchmarks(smallDb: string, targets: BenchTargets, lo
   db.close();
   log(`  roles: client p50 ${client.p50_us.toFixed(1)} µs, prepared p50 ${preparedStats.p50_us.toFixed(1)} µs (hit rate ${hitRate}), miss p50 ${preparedMiss.p50_us.toFixed(1)} µs`);
 
-  return { decision: { casbin, table: tableStats }, jwt: { cold, cached }, roles: { client, prepared: preparedStats, preparedMiss, hitRate } };
+  // Telemetry with OTEL_EXPORTER_OTLP_ENDPOINT unset: what every request pays for trace context
+  // (parse the caller's traceparent, a span id, the upstream's traceparent) and for metrics.
+  const header = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  timeSync(20_000, () => upstreamTraceparent(traceFor(header)));
+  const trace = stats(timeSync(N, (i) => upstreamTraceparent(traceFor(i % 2 ? header : undefined))));
+  const metrics = createMetrics({ processMetrics: false });
+  const labels = { route: 'GET /v1/workspaces/{ws}/licences', action: 'licence:list', result: 'allow' as const, status: 200 };
+  timeSync(20_000, () => (metrics.decision(0.00003), metrics.request(labels)));
+  const metricStats = stats(timeSync(N, () => (metrics.decision(0.00003), metrics.request(labels))));
+  log(`  telemetry (OTLP off): trace context p50 ${trace.p50_us.toFixed(2)} µs, metrics p50 ${metricStats.p50_us.toFixed(2)} µs per request`);
+
+  return {
+    decision: { casbin, table: tableStats },
+    jwt: { cold, cached },
+    roles: { client, prepared: preparedStats, preparedMiss, hitRate },
+    telemetry: { trace, metrics: metricStats },
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ import type { OperationsHandler } from './operations.ts';
 import type { Decided } from './pipeline/pipeline.ts';
 import type { Allowed } from './pipeline/types.ts';
 import type { PolicyStore } from './policy/store.ts';
+import type { GateMetrics } from './telemetry/metrics.ts';
 import type { NativeHandler, NativeHandlers, RouteParam } from './team/types.ts';
 
 /** What the Node listener decided for a request before handing it to the app. */
@@ -25,6 +26,10 @@ export interface AppDeps {
   policy: PolicyStore;
   natives: NativeHandlers;
   logger: Logger;
+  /** Served at /_gate/metrics. */
+  metrics?: GateMetrics;
+  /** Served at /_gate/openapi.json. */
+  openapi?: () => unknown;
   /** True once a shutdown started (readyz answers 503). */
   draining?: () => boolean;
 }
@@ -60,8 +65,9 @@ export function createApp(deps: AppDeps, handoffs: Handoffs): Hono<Env> {
       const res = await handler.handle({ c, outcome, requestId, body: body.value, param: paramOf(outcome) });
       return withRequestId(res, requestId);
     } catch (err) {
-      deps.logger.error('handler failed', { request_id: requestId, route: outcome.route.id, ...errorFields(err) });
-      const p = isUnavailableError(err) ? problem('unavailable', 'the gateway cannot complete this right now') : problem('internal_error', 'internal error');
+      deps.logger.error('handler failed', { request_id: requestId, trace_id: outcome.decision.trace_id, route: outcome.route.id, ...errorFields(err) });
+      const unavailable = isUnavailableError(err);
+      const p = unavailable ? problem('unavailable', 'the gateway cannot complete this right now') : problem('internal_error', 'internal error');
       return problemResponse(p, { requestId });
     }
   });

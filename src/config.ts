@@ -1,6 +1,10 @@
 import { defaultAlgorithmFor } from './crypto/jwt-algorithm.ts';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import packageJson from '../package.json' with { type: 'json' };
+
+/** The package version (`--version`, the OpenAPI document, the OTLP resource); bundled into dist/. */
+export const VERSION: string = packageJson.version;
 
 /** Log levels in increasing severity. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

@@ -7,7 +7,7 @@ import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
 import { PolicyStore } from './policy/store.ts';
 import { assertInvariantsHold } from './policy-tools/invariant-check.ts';
 import { loadInvariants } from './policy-tools/invariants.ts';
-import type { Config, ServeConfig } from './config.ts';
+import { VERSION, type Config, type ServeConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
 import { DEFAULT_WRITE_TIMEOUT_MS, openDb, type Db } from './db/client.ts';
@@ -19,8 +19,12 @@ import { markExpectContinue } from './http/expect-continue.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
 import { createNodeHandlers } from './server.ts';
 import { createNativeHandlers } from './team/index.ts';
+import { createMetrics, type GateMetrics } from './telemetry/metrics.ts';
+import { createOtlpTracer } from './telemetry/otlp.ts';
+import { buildOpenApi } from './team/openapi.ts';
 import type { NativeHandlers } from './team/types.ts';
 import { createOutboxChannels } from './outbox/channels.ts';
+import { pendingCount } from './outbox/store.ts';
 import { createOutboxDeliverer, type OutboxDeliverer, type OutboxDelivererOptions } from './outbox/deliverer.ts';
 
 export type { ServeConfig };
@@ -53,6 +57,7 @@ export interface Gateway {
   logger: Logger;
   /** The outbox delivery loop (undefined when turned off). */
   outbox: OutboxDeliverer | undefined;
+  metrics: GateMetrics;
   /** Stops accepting, drains in-flight requests, then closes everything (cut after `drainMs`). */
   close(drainMs?: number): Promise<void>;
   /**
@@ -80,6 +85,7 @@ export function tuningOf(config: Config): { shutdownGraceMs: number; drainTimeou
 /** The composition root: wires configuration into a running gateway. */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = createLogger(config.logLevel, options.logSink);
+  const metrics = createMetrics();
   const tuning = tuningOf(config);
   const db = await openDb({
     url: config.databaseUrl,
@@ -104,9 +110,19 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         now: options.now ?? Date.now,
       });
     const policy = await PolicyStore.load(config.policyDir, {
-      onReload: (next, prev) => logger.info('policy reloaded', { revision: next.revision, previous: prev.revision }),
-      onReloadError: (err, kept) =>
-        logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) }),
+      onReload: (next, prev) => {
+        metrics.policyReload('ok');
+        metrics.policyInfo(next.revision);
+        logger.info('policy reloaded', { revision: next.revision, previous: prev.revision });
+      },
+      onUnchanged: (kept) => {
+        metrics.policyReload('unchanged');
+        logger.info('policy reload: no change', { revision: kept.revision });
+      },
+      onReloadError: (err, kept) => {
+        metrics.policyReload('rejected');
+        logger.error('policy reload rejected; keeping the last good policy', { revision: kept.revision, ...errorFields(err) });
+      },
       validate: (bundle) => {
         for (const route of bundle.routes.routes) {
           if (route.to === 'native' && !natives[route.id]) {
@@ -125,6 +141,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       },
     });
     logger.info('policy loaded', { revision: policy.current.revision, dir: config.policyDir });
+    metrics.policyInfo(policy.current.revision);
 
     // Keys are imported once; verified tokens are cached until their exp (identity only, never roles).
     const jwt = createCachedJwtVerifier(
@@ -139,15 +156,40 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     const forwarder = createForwarder({
       upstream: config.upstreamUrl,
       timeoutMs: config.upstreamTimeoutMs,
+      onResponded: (seconds) => metrics.upstream(seconds),
       // Every 502/504 and every cut answer leaves a trace with its cause (never credentials or the query).
-      onFailure: (f) =>
-        logger.warn('upstream request failed', { kind: f.kind, cause: f.cause, status: f.status, request_id: f.requestId, method: f.method, path: f.path }),
+      onFailure: (f) => {
+        metrics.upstreamError(f.kind);
+        logger.warn('upstream request failed', {
+          kind: f.kind,
+          cause: f.cause,
+          status: f.status,
+          request_id: f.requestId,
+          trace_id: f.traceId,
+          method: f.method,
+          path: f.path,
+        });
+      },
     });
+    const tracer = config.otlpEndpoint
+      ? createOtlpTracer({ endpoint: config.otlpEndpoint, serviceVersion: VERSION, onError: (err) => logger.warn('OTLP export failed', errorFields(err)) })
+      : undefined;
+    // Built on first request and again only when a reload changes the route map's revision.
+    let openapiDoc: { revision: string; doc: unknown } | undefined;
+    const openapi = () => {
+      const bundle = policy.current;
+      if (openapiDoc?.revision !== bundle.revision) {
+        openapiDoc = { revision: bundle.revision, doc: buildOpenApi({ version: VERSION, natives, routes: bundle.routes.routes }) };
+      }
+      return openapiDoc.doc;
+    };
     const decisionLog = createDecisionLog(options.decisionSink, {
       maxBufferBytes: tuning.logBufferBytes,
       warn: (msg, fields) => logger.warn(msg, fields),
     });
     const state = { draining: false };
+    metrics.dbBusyFrom(() => db.stats.busy);
+    metrics.logDroppedFrom(() => decisionLog.dropped);
     const { listener, onClientError, authzListener } = createNodeHandlers({
       draining: () => state.draining,
       policy,
@@ -159,6 +201,9 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       decisionLog,
       logger,
       mode: config.mode,
+      metrics,
+      openapi,
+      ...(tracer ? { tracer } : {}),
       ...(options.onDecision ? { onDecision: options.onDecision } : {}),
     });
 
@@ -229,9 +274,16 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         now: options.now ?? Date.now,
         logger,
         ...(options.outbox ?? {}),
+        // gate_outbox_deliveries_total{channel,result}; a test's own hook still runs.
+        onDelivery: (channel, result) => {
+          metrics.outboxDelivery(channel, result);
+          if (options.outbox) options.outbox.onDelivery?.(channel, result);
+        },
       });
       outbox.start();
     }
+    // gate_outbox_pending, read at each scrape.
+    metrics.outboxPending(() => pendingCount(db));
 
     let stopping: Promise<void> | undefined;
     const onHup = () => void policy.reload();
@@ -249,6 +301,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
       policy,
       logger,
       outbox,
+      metrics,
       get draining() {
         return state.draining;
       },
@@ -296,6 +349,7 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
         forwarder.close();
         // After the drain, so the events of the last requests are in; deliveries in flight get a grace.
         await outbox?.stop();
+        await tracer?.shutdown();
         decisionLog.flush();
         db.close();
       })();

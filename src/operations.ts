@@ -5,10 +5,14 @@ import { canonicalizeTarget } from './http/canonical-path.ts';
 import { problem, problemResponse } from './http/problem.ts';
 import type { PolicyStore } from './policy/store.ts';
 import type { Env } from './http/hono-env.ts';
+import type { GateMetrics } from './telemetry/metrics.ts';
 
 export interface OperationsDeps {
   db: Db;
   policy: PolicyStore;
+  metrics?: GateMetrics;
+  /** The OpenAPI document of the native API (built once, on first request). */
+  openapi?: () => unknown;
   /** True once a shutdown started: readyz answers 503 so load balancers stop routing here. */
   draining?: () => boolean;
 }
@@ -27,6 +31,10 @@ export function operations(rawTarget: string): OperationsHandler | undefined {
       return async (c) => c.json({ status: 'ok' });
     case 'readyz':
       return readyz;
+    case 'metrics':
+      return metrics;
+    case 'openapi.json':
+      return async (c, deps) => (deps.openapi ? c.json(deps.openapi() as object) : problemResponse(problem('not_found', 'no OpenAPI document')));
     default:
       return async () => problemResponse(problem('not_found', 'no such operations endpoint'));
   }
@@ -50,4 +58,11 @@ async function readyz(c: Context<Env>, deps: OperationsDeps): Promise<Response> 
   const ready = Object.values(checks).every((v) => v === 'ok');
   // pid: which process answered (one of several behind a load balancer, or a worker of serve --workers).
   return c.json({ status: ready ? 'ready' : 'not ready', checks, policy_revision: deps.policy.current.revision, pid: process.pid }, ready ? 200 : 503);
+}
+
+/** Prometheus text exposition (CONTRACT §8). */
+async function metrics(_c: Context<Env>, deps: OperationsDeps): Promise<Response> {
+  if (!deps.metrics) return problemResponse(problem('not_found', 'metrics are off'));
+  const text = await deps.metrics.render();
+  return new Response(text, { status: 200, headers: { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' } });
 }

@@ -11,7 +11,7 @@ import { newDecision, redactPath } from './log/decision.ts';
 import { errorFields } from './log/logger.ts';
 import { operations } from './operations.ts';
 import { createAuthzListener } from './pipeline/authz.ts';
-import { createPipeline, type PipelineDeps } from './pipeline/pipeline.ts';
+import { createPipeline, type Decided, type PipelineDeps } from './pipeline/pipeline.ts';
 
 export type ServerDeps = PipelineDeps & AppDeps;
 
@@ -38,6 +38,7 @@ export function createNodeHandlers(deps: ServerDeps) {
     decision.code = code;
     decision.status = 400;
     deps.decisionLog.write(decision, 0);
+    deps.metrics?.request({ route: undefined, action: undefined, result: 'deny', status: 400 });
     return { problem: problem(code, detail), ids: { requestId, decisionId: decision.decision_id } };
   };
 
@@ -77,23 +78,44 @@ export function createNodeHandlers(deps: ServerDeps) {
       void toHono(incoming, outgoing);
       return;
     }
+    // When the exchange ends: one count in gate_requests_total (status = what the client got,
+    // 499 when it went away first) and, with OTLP export on, one span.
+    let decided: Decided | undefined;
+    if (deps.metrics || deps.tracer) {
+      const startTime = deps.tracer ? performance.timeOrigin + performance.now() : 0;
+      outgoing.once('close', () => {
+        const status = outgoing.writableFinished ? outgoing.statusCode : 499;
+        const d = decided?.outcome.decision;
+        const labels = { route: d?.route ?? undefined, action: d?.action ?? undefined, result: d?.result ?? ('deny' as const), status };
+        deps.metrics?.request(labels);
+        if (deps.tracer && decided && d) {
+          const t = decided.trace;
+          deps.tracer.record(
+            { traceId: t.traceId, spanId: t.spanId, parentSpanId: t.parentSpanId, flags: t.flags, startTime },
+            { ...labels, method: incoming.method ?? '', requestId: decided.requestId, decisionId: d.decision_id },
+          );
+        }
+      });
+    }
     pipeline.decide(incoming).then(
-      (decided) => {
-        const { outcome } = decided;
+      (result) => {
+        decided = result;
+        const { outcome } = result;
         if (!outcome.allow) {
           // No 100 Continue for a refusal; the body may or may not follow, so the connection closes.
           const close = outcome.closeConnection || awaitsContinue(incoming);
-          return pipeline.refuse(outgoing, { ...decided, outcome: close ? { ...outcome, closeConnection: true } : outcome });
+          return pipeline.refuse(outgoing, { ...result, outcome: close ? { ...outcome, closeConnection: true } : outcome });
         }
         sendContinue(incoming);
-        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, decided.requestId);
-        pipeline.finishWhenDone(outgoing, decided);
-        handoffs.set(incoming, { kind: 'native', decided: { ...decided, outcome } });
+        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, result.requestId, result.trace);
+        pipeline.finishWhenDone(outgoing, result);
+        handoffs.set(incoming, { kind: 'native', decided: { ...result, outcome } });
         void toHono(incoming, outgoing);
       },
       (err: unknown) => {
         // decide() turns decision errors into denies; this is a bug elsewhere. Fail closed.
         deps.logger.error('request failed before a decision', errorFields(err));
+        deps.metrics?.request({ route: undefined, action: undefined, result: 'deny', status: 500 });
         sendProblem(outgoing, problem('internal_error', 'internal error'), {}, true);
       },
     );

@@ -68,10 +68,14 @@ GATE_DRAIN_TIMEOUT_MS before they are cut; the logs are flushed, exit 0.
     gateway.logger.info('listening', { url: gateway.url, upstream: config.upstreamUrl.origin, mode: config.mode });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
+        const started = Date.now();
         gateway.logger.info('shutting down', { signal });
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
-        void gateway.shutdown().then(resolve);
+        void gateway.shutdown().then(() => {
+          gateway.logger.info('stopped', { signal, duration_ms: Date.now() - started });
+          resolve();
+        });
       };
       const onTerm = () => stop('SIGTERM');
       const onInt = () => stop('SIGINT');

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Action, Subject } from '../domain.ts';
 import type { ProblemCode } from '../http/problem.ts';
+import { newTraceId } from '../http/trace-context.ts';
 
 /** One decision, as the decision log records it (CONTRACT §7). */
 export interface Decision {
   decision_id: string;
   request_id: string;
+  /** W3C trace id (the caller's, continued, or a new one): also in the upstream's traceparent. */
+  trace_id: string;
   principal: string;
   method: string;
   path: string;
@@ -21,8 +24,6 @@ export interface Decision {
   policy_revision: string;
   /** forward-auth: decided for a proxy on the forward-auth listener (CONTRACT §4b); nothing forwarded. */
   mode: DecisionMode;
-  /** W3C trace id from the request's `traceparent`, or null. */
-  trace_id: string | null;
   /** How long the upstream exchange took (forwarded requests only), or null. */
   upstream_us: number | null;
 }
@@ -30,10 +31,18 @@ export interface Decision {
 export type DecisionMode = 'enforce' | 'shadow' | 'forward-auth';
 
 /** A fresh decision for a request, before anything is known: a deny until decided. */
-export function newDecision(d: { requestId: string; method: string; path: string; policyRevision: string; mode: DecisionMode }): Decision {
+export function newDecision(d: {
+  requestId: string;
+  method: string;
+  path: string;
+  policyRevision: string;
+  mode: DecisionMode;
+  traceId?: string;
+}): Decision {
   return {
     decision_id: randomUUID(),
     request_id: d.requestId,
+    trace_id: d.traceId ?? newTraceId(),
     principal: 'anonymous',
     method: d.method,
     path: d.path,
@@ -48,25 +57,8 @@ export function newDecision(d: { requestId: string; method: string; path: string
     status: 200,
     policy_revision: d.policyRevision,
     mode: d.mode,
-    trace_id: null,
     upstream_us: null,
   };
-}
-
-/** W3C Trace Context `traceparent`: version-traceid-parentid-flags; an all-zero id is invalid. */
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$/;
-
-/** The trace id of the request's `traceparent` header (exactly one, well-formed), or null. */
-export function traceIdOf(rawHeaders: readonly string[]): string | null {
-  let found: string | null = null;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toLowerCase() !== 'traceparent') continue;
-    if (found !== null) return null;
-    const m = TRACEPARENT.exec(rawHeaders[i + 1]!.trim());
-    if (!m || /^0+$/.test(m[1]!) || rawHeaders[i + 1]!.startsWith('ff')) return null;
-    found = m[1]!;
-  }
-  return found;
 }
 
 /**

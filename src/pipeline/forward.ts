@@ -30,6 +30,8 @@ const NEVER_FORWARDED = new Set([
   'x-client-ip',
   'true-client-ip',
   'x-request-id',
+  // The gateway continues the trace with its own span (CONTRACT §8): it sends its own traceparent.
+  'traceparent',
 ]);
 
 /** Every x-forwarded-* header (for, proto, host, port, prefix, uri, path…) is the gateway's to set. */
@@ -143,6 +145,8 @@ export interface ForwardRequest {
   path: string;
   identity: Record<string, string>;
   requestId: string;
+  /** The request's trace id, for the log line of a failed exchange. */
+  traceId?: string;
   /** Called once when the exchange ends: the status sent (499 when the caller went away first). */
   onDone?: (status: number) => void;
 }
@@ -167,6 +171,7 @@ export interface UpstreamFailure {
   /** What the client got: 502, 504, or 0 when its connection was cut after the head. */
   status: number;
   requestId: string;
+  traceId: string | undefined;
   method: string;
   /** The path forwarded, without its query. */
   path: string;
@@ -187,6 +192,8 @@ export interface ForwarderOptions {
   maxInformational?: number;
   /** Told about every failed exchange (logging at warn, the `gate_upstream_errors_total` counter). */
   onFailure?: (failure: UpstreamFailure) => void;
+  /** The upstream's response head was accepted this many seconds after the request was sent (metrics). */
+  onResponded?: (seconds: number) => void;
 }
 
 class UpstreamTimeout extends Error {
@@ -252,7 +259,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       req.onDone?.(status);
     };
     const fail = (kind: UpstreamFailureKind, cause: string, status: number) => {
-      options.onFailure?.({ kind, cause, status, requestId: req.requestId, method: req.method, path: pathOnly });
+      options.onFailure?.({ kind, cause, status, requestId: req.requestId, traceId: req.traceId, method: req.method, path: pathOnly });
       done(status);
     };
 
@@ -286,6 +293,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     });
 
     const attempt = (retry: boolean) => {
+      const sent = options.onResponded ? process.hrtime.bigint() : 0n;
       // waiting: no head yet; relaying: the head went to the client; settled: answered or failed.
       let state: 'waiting' | 'relaying' | 'settled' = 'waiting';
       let informational = 0;
@@ -359,6 +367,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           return reject((err as NodeJS.ErrnoException).code ?? 'the response head cannot be written');
         }
         state = 'relaying';
+        options.onResponded?.(Number(process.hrtime.bigint() - sent) / 1e9);
         response = res;
         res.pipe(outgoing);
         res.on('error', (err) => {

@@ -38,6 +38,7 @@ export function createGate(deps: GateDeps): Gate {
         path: redactPath(canonical.ok ? canonical.path : (req.target.split('?')[0] ?? '')),
         policyRevision: bundle.revision,
         mode: deps.mode,
+        ...(req.traceId !== undefined ? { traceId: req.traceId } : {}),
       });
       try {
         const clean = checkHygiene(canonical, req.rawHeaders);

@@ -6,13 +6,15 @@ import { hasBody, parseJsonObject, readBody } from '../http/body.ts';
 import { sendContinue } from '../http/expect-continue.ts';
 import { isProblem, sendProblem, type Problem } from '../http/problem.ts';
 import { requestIdOf } from '../http/request-id.ts';
+import { newSpanId, traceFor, upstreamTraceparent, type TraceContext } from '../http/trace-context.ts';
 import type { DecisionLog } from '../log/decision-log.ts';
 import { errorFields, type Logger } from '../log/logger.ts';
 import type { PolicyStore } from '../policy/store.ts';
+import type { GateMetrics } from '../telemetry/metrics.ts';
+import type { RequestTracer } from '../telemetry/tracer.ts';
 import type { Forwarder } from './forward.ts';
 import { createGate } from './gate.ts';
 import { identityHeaders } from './identity.ts';
-import { traceIdOf } from '../log/decision.ts';
 import type { Allowed, Denied, GateOutcome, GateRequest } from './types.ts';
 
 /** The status logged for a request whose client went away before its answer ended (nginx's convention). */
@@ -31,12 +33,18 @@ export interface PipelineDeps {
    * forwarded (metrics; tests use it to land a concurrent change in that window).
    */
   onDecision?: (outcome: GateOutcome) => void | Promise<void>;
+  /** Prometheus metrics (decision duration here; the request counter where the exchange ends). */
+  metrics?: GateMetrics;
+  /** OTLP export of one span per request (OTEL_EXPORTER_OTLP_ENDPOINT); absent: ids only. */
+  tracer?: RequestTracer;
 }
 
 /** A request that went through the decision path (logged exactly once). */
 export interface Decided {
   outcome: GateOutcome;
   requestId: string;
+  /** The gateway's span in the caller's trace (continued from `traceparent`, or new). */
+  trace: TraceContext;
   /** The JSON body, read at most once (the gate may have read it for a rank rule). */
   readJsonBody: () => Promise<Record<string, unknown> | undefined | Problem>;
   /**
@@ -51,7 +59,7 @@ export interface Pipeline {
   /** Decides a Node request: evaluate (never throws), log one decision line, record the user. */
   decide(incoming: IncomingMessage): Promise<Decided>;
   /** Forwards an allowed upstream request with the identity headers. */
-  forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string): void;
+  forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string, trace?: TraceContext): void;
   /** Answers a deny (problem+json) on the Node response. */
   refuse(outgoing: ServerResponse, decided: Decided & { outcome: Denied }): void;
   /** Logs an allowed request answered on `outgoing` (a native route) when its exchange ends. */
@@ -77,12 +85,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const evaluate = async (req: GateRequest, requestId: string, forwardAuth: boolean): Promise<{ outcome: GateOutcome; finish: Decided['finish'] }> => {
     const started = process.hrtime.bigint();
     const outcome = await gate.evaluate(req, requestId);
-    const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
+    const elapsed = process.hrtime.bigint() - started;
+    const durationUs = Number(elapsed / 1000n);
+    deps.metrics?.decision(Number(elapsed) / 1e9);
     const d = outcome.decision;
     if (forwardAuth) d.mode = 'forward-auth';
-    d.trace_id = traceIdOf(req.rawHeaders);
     if (!outcome.allow && outcome.error !== undefined) {
-      deps.logger.error('decision failed', { request_id: requestId, decision_id: d.decision_id, ...errorFields(outcome.error) });
+      deps.logger.error('decision failed', { request_id: requestId, trace_id: d.trace_id, decision_id: d.decision_id, ...errorFields(outcome.error) });
     }
     let written = false;
     const finish = (status: number, upstreamUs?: number) => {
@@ -100,7 +109,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   return {
     async decideForwardAuth(req, requestId) {
-      const { outcome, finish } = await evaluate(req, requestId, true);
+      // The trace of the request the proxy describes (its traceparent, passed along), or a new one.
+      const { outcome, finish } = await evaluate({ ...req, traceId: traceFor(traceparentIn(req.rawHeaders)).traceId }, requestId, true);
       return Object.assign(outcome, { finish });
     },
 
@@ -112,6 +122,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async decide(incoming) {
       const requestId = requestIdOf(incoming);
+      const trace = traceFor(incoming.headers.traceparent, deps.tracer ? deps.tracer.spanId() : newSpanId());
       let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
       const readJsonBody = () =>
         (bodyPromise ??= (async () => {
@@ -123,18 +134,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           return parseJsonObject(incoming.headers['content-type'], raw);
         })());
       const { outcome, finish } = await evaluate(
-        { method: incoming.method ?? 'GET', target: incoming.url ?? '', rawHeaders: incoming.rawHeaders, readJsonBody },
+        { method: incoming.method ?? 'GET', target: incoming.url ?? '', rawHeaders: incoming.rawHeaders, readJsonBody, traceId: trace.traceId },
         requestId,
         false,
       );
-      const decided: Decided = { outcome, requestId, readJsonBody, finish };
+      const decided: Decided = { outcome, requestId, trace, readJsonBody, finish };
       forwardFinish.set(incoming, finish);
       return decided;
     },
 
-    forward(incoming, outgoing, outcome, requestId) {
+    forward(incoming, outgoing, outcome, requestId, trace) {
       const finish = forwardFinish.get(incoming);
       const upstreamStarted = process.hrtime.bigint();
+      const identity = identityHeaders(outcome, requestId);
+      // The caller's traceparent is never forwarded as is: the upstream's parent is the gateway's span.
+      identity['traceparent'] = upstreamTraceparent(trace ?? traceFor(undefined));
       deps.forwarder.forward({
         // The status the client got (499 when it went away first), and how long the upstream exchange took.
         onDone: (status) => finish?.(status, Number((process.hrtime.bigint() - upstreamStarted) / 1000n)),
@@ -142,8 +156,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         outgoing,
         method: incoming.method ?? 'GET',
         path: outcome.path + (outcome.query !== undefined ? `?${outcome.query}` : ''),
-        identity: identityHeaders(outcome, requestId),
+        identity,
         requestId,
+        traceId: outcome.decision.trace_id,
       });
     },
 
@@ -151,4 +166,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       sendProblem(outgoing, outcome.problem, { requestId, decisionId: outcome.decision.decision_id }, outcome.closeConnection);
     },
   };
+}
+
+/** The one `traceparent` among raw header pairs (none, or several: undefined). */
+function traceparentIn(rawHeaders: readonly string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toLowerCase() !== 'traceparent') continue;
+    if (found !== undefined) return undefined;
+    found = rawHeaders[i + 1];
+  }
+  return found;
 }

@@ -15,6 +15,8 @@ export interface GateRequest {
   rawHeaders: readonly string[];
   /** Reads and parses the JSON body (native routes only); a Problem for a bad or oversized body. */
   readJsonBody: () => Promise<Record<string, unknown> | undefined | Problem>;
+  /** The request's W3C trace id (continued from `traceparent`); a new one when absent. */
+  traceId?: string;
 }
 
 export interface Allowed {

@@ -5,6 +5,8 @@ import { loadPolicySourceFromDir } from './source.ts';
 export interface PolicyStoreEvents {
   onReload?: (bundle: PolicyBundle, previous: PolicyBundle) => void;
   onReloadError?: (error: Error, kept: PolicyBundle) => void;
+  /** A reload found the same revision (SIGHUP with nothing changed): nothing was swapped. */
+  onUnchanged?: (bundle: PolicyBundle) => void;
   /** Extra checks a bundle must pass before it goes live (e.g. every native route has a handler). */
   validate?: (bundle: PolicyBundle) => void;
 }
@@ -60,6 +62,8 @@ export class PolicyStore {
           if (next.revision !== previous.revision) {
             this.#current = next;
             this.events.onReload?.(next, previous);
+          } else {
+            this.events.onUnchanged?.(previous);
           }
         } catch (err) {
           this.events.onReloadError?.(err as Error, previous);

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,18 @@ describe('--version', () => {
       const r = bin([flag], {});
       expect(r).toEqual({ code: 0, stdout: `packagento-gate ${version}\n`, stderr: '' });
     }
+  });
+});
+
+describe('the bin without a build', () => {
+  it('says how to build dist/ instead of failing on a missing module', async () => {
+    const app = join(dir, 'no-dist');
+    await mkdir(app, { recursive: true });
+    await cp('bin', join(app, 'bin'), { recursive: true });
+    const r = spawnSync(process.execPath, [join(app, 'bin', 'packagento-gate.mjs'), '--version'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('packagento-gate: dist/cli.js is missing; run `npm run build` (npm install runs it)\n');
   });
 });
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,8 +58,13 @@ describe('packagento-gate serve', () => {
   test('starts, migrates, is ready, decides, forwards, and drains on SIGTERM', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
     const p = run(['serve'], { ...env, GATE_PORT: String(port) });
+    let listeningPid = 0;
     try {
       await waitFor(() => p.output().includes('"msg":"listening"'), 'the listening log line');
+      // The process that listens: with serve's default --workers, a worker of the primary we started.
+      listeningPid = JSON.parse(p.output().split('\n').find((l) => l.includes('"msg":"listening"'))!).pid;
+      const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      expect(listeningPid === p.child.pid || parentOf(listeningPid) === p.child.pid).toBe(true);
       const base = `http://127.0.0.1:${port}`;
       const ready = await fetch(`${base}/_gate/readyz`);
       expect(ready.status).toBe(200);
@@ -80,6 +86,11 @@ describe('packagento-gate serve', () => {
     }
     expect(await p.exited).toBe(0);
     expect(p.output()).toContain('"msg":"shutting down"');
+    expect(p.output()).toMatch(/"msg":"stopped"/);
+    // The operational log is pino's format.
+    const listening = JSON.parse(p.output().split('\n').find((l) => l.includes('"msg":"listening"'))!);
+    expect(listening).toMatchObject({ level: 30, pid: listeningPid, msg: 'listening' });
+    expect(typeof listening.time).toBe('number');
     // Decision lines go to stdout, one JSON object per line, all written out by the time it exits.
     const decisions = p.output().split('\n').filter((l) => l.includes('"decision_id"')).map((l) => JSON.parse(l));
     // Each with the status the client got (the workspace was created: 201).

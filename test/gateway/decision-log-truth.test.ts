@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { traceIdOf } from '../../src/log/decision.ts';
 import { ACME, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { userJwt } from '../helpers/jwt.ts';
 import { startEchoUpstream } from '../helpers/upstream.ts';
@@ -39,7 +38,8 @@ describe('decision log: the status the client got', () => {
       expect(res.status).toBe(404);
       await res.text();
       const line = await lineFor(gate, 'truth-404');
-      expect(line).toMatchObject({ result: 'allow', status: 404, mode: 'enforce', action: 'licence:list', trace_id: null });
+      // No traceparent: the gateway starts a trace of its own (issue #11), so the line has its id.
+      expect(line).toMatchObject({ result: 'allow', status: 404, mode: 'enforce', action: 'licence:list', trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) });
       expect(line['upstream_us']).toBeGreaterThanOrEqual(0);
       expect(Object.keys(line)).toEqual([
         'time', 'decision_id', 'request_id', 'principal', 'method', 'path', 'route', 'action', 'target_role', 'workspace',
@@ -127,16 +127,3 @@ describe('decision log: a dead upstream', () => {
   });
 });
 
-describe('traceIdOf', () => {
-  it('reads one well-formed traceparent, and nothing else', () => {
-    const id = '4bf92f3577b34da6a3ce929d0e0e4736';
-    expect(traceIdOf(['traceparent', `00-${id}-00f067aa0ba902b7-01`])).toBe(id);
-    expect(traceIdOf(['TraceParent', `00-${id}-00f067aa0ba902b7-00`])).toBe(id);
-    expect(traceIdOf([])).toBeNull();
-    expect(traceIdOf(['traceparent', `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`])).toBeNull();
-    expect(traceIdOf(['traceparent', `ff-${id}-00f067aa0ba902b7-01`])).toBeNull();
-    expect(traceIdOf(['traceparent', `00-${id.toUpperCase()}-00f067aa0ba902b7-01`])).toBeNull();
-    expect(traceIdOf(['traceparent', 'garbage'])).toBeNull();
-    expect(traceIdOf(['traceparent', `00-${id}-00f067aa0ba902b7-01`, 'traceparent', `00-${id}-00f067aa0ba902b7-01`])).toBeNull();
-  });
-});

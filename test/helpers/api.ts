@@ -1,3 +1,4 @@
+import { checkContract } from './contract.ts';
 import { signUserJwt } from './jwt.ts';
 
 /** A small HTTP client for the gateway's own API, as a signed-in user. */
@@ -25,6 +26,7 @@ export async function call(
   }
   const res = await fetch(baseUrl + path, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
+  await checkContract(baseUrl, method, path, { status: res.status, contentType: res.headers.get('content-type'), text });
   let parsed: unknown = text;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);

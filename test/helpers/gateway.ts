@@ -7,6 +7,7 @@ import { seedWorld } from '../../src/policy-tools/world.ts';
 import { loadConfig, requireServeConfig } from '../../src/config.ts';
 import { createSecretBox } from '../../src/crypto/secret-box.ts';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/main.ts';
+import { checkContract, isDocumented } from './contract.ts';
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, userJwt } from './jwt.ts';
 import { startEchoUpstream, type EchoUpstream } from './upstream.ts';
 
@@ -87,7 +88,14 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
         body = JSON.stringify(o.body);
         headers['content-type'] ??= 'application/json';
       }
-      return fetch(gw.url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const res = await fetch(gw.url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+      // Every native answer a test receives is checked against the OpenAPI document (test/helpers/contract.ts).
+      // Only native ones are read here: a forwarded answer may still be streaming when the test looks at it.
+      if (await isDocumented(gw.url, method, path)) {
+        const copy = res.clone();
+        await checkContract(gw.url, method, path, { status: copy.status, contentType: copy.headers.get('content-type'), text: await copy.text() });
+      }
+      return res;
     },
     async close() {
       await gw.close();

@@ -6,8 +6,8 @@ import { KNOWN_DEFAULT_METRIC_LINT, promtoolCheck } from '../helpers/promtool.ts
 const samples = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '));
 
 function exercise(m: ReturnType<typeof createMetrics>) {
-  m.request({ route: 'licences.list', action: 'licence:list', result: 'allow', status: 200 });
-  m.request({ route: 'licences.list', action: 'licence:list', result: 'deny', status: 403 });
+  m.request({ route: 'GET /v1/workspaces/{ws}/licences', action: 'licence:list', result: 'allow', status: 200 });
+  m.request({ route: 'GET /v1/workspaces/{ws}/licences', action: 'licence:list', result: 'deny', status: 403 });
   m.request({ route: undefined, action: undefined, result: 'deny', status: 404 });
   m.decision(0.00003);
   m.upstream(0.012);
@@ -45,8 +45,8 @@ describe('metrics', () => {
     exercise(m);
     const text = await m.render();
     expect(samples(text, 'gate_requests_total')).toEqual([
-      'gate_requests_total{route="licences.list",action="licence:list",result="allow",status="200"} 1',
-      'gate_requests_total{route="licences.list",action="licence:list",result="deny",status="403"} 1',
+      'gate_requests_total{route="GET /v1/workspaces/{ws}/licences",action="licence:list",result="allow",status="200"} 1',
+      'gate_requests_total{route="GET /v1/workspaces/{ws}/licences",action="licence:list",result="deny",status="403"} 1',
       'gate_requests_total{route="none",action="none",result="deny",status="404"} 1',
     ]);
     expect(samples(text, 'gate_upstream_errors_total')).toContain('gate_upstream_errors_total{kind="timeout"} 1');
@@ -81,12 +81,12 @@ describe('metrics', () => {
   it('labels stay bounded: raw paths and user ids become "other", and so do routes past the cap', async () => {
     const m = createMetrics({ processMetrics: false });
     m.request({ route: '/v1/workspaces/acme/members/auth0|123', action: 'member:list', result: 'allow', status: 200 });
-    m.request({ route: 'x', action: 'y', result: 'allow', status: 1234 });
-    for (let i = 0; i < MAX_ROUTE_LABELS + 50; i++) m.request({ route: `route-${i}`, action: 'a', result: 'allow', status: 200 });
+    m.request({ route: 'GET /x', action: 'y', result: 'allow', status: 1234 });
+    for (let i = 0; i < MAX_ROUTE_LABELS + 50; i++) m.request({ route: `GET /r${i}`, action: 'a', result: 'allow', status: 200 });
     const text = await m.render();
     const lines = samples(text, 'gate_requests_total');
     expect(lines).toContain('gate_requests_total{route="other",action="member:list",result="allow",status="200"} 1');
-    expect(lines).toContain('gate_requests_total{route="x",action="y",result="allow",status="other"} 1');
+    expect(lines).toContain('gate_requests_total{route="GET /x",action="y",result="allow",status="other"} 1');
     expect(lines.some((l) => l.includes('/v1/'))).toBe(false);
     // x, y, member:list, a and the first routes fill the cap; the rest fold into "other".
     const routes = new Set(lines.map((l) => /route="([^"]*)"/.exec(l)![1]));
