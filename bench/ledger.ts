@@ -19,6 +19,8 @@ export interface LedgerOptions {
   quick: boolean;
   rounds?: number;
   connections?: number;
+  /** A fixed arrival rate (req/s over all connections) instead of as fast as each server goes. */
+  rate?: number;
   /** Temporary files (nginx config, …). */
   work: string;
   /** Where the Cerbos package is cached (bench-results/). */
@@ -51,7 +53,7 @@ export interface LedgerRow {
 }
 
 export interface LedgerResult {
-  settings: { duration_s: number; warmup_s: number; rounds: number; connections: number };
+  settings: { duration_s: number; warmup_s: number; rounds: number; connections: number; rate: number | null };
   rows: LedgerRow[];
   /** Servers that could not be measured, and why. */
   skipped: Record<string, string>;
@@ -70,9 +72,10 @@ const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.l
 
 export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
   const durationS = o.quick ? 1.5 : 5;
-  const warmupS = o.quick ? 0.5 : 2;
+  const warmupS = o.quick ? 1 : 2;
   const rounds = o.rounds ?? (o.quick ? 1 : 3);
   const connections = o.connections ?? 50;
+  const rate = o.rate ? { rate: o.rate } : {};
   const { upstream, targets: t } = o;
   const skipped: Record<string, string> = {};
   const versions: Record<string, string> = { node: process.version };
@@ -117,7 +120,7 @@ export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
     }
 
     o.log(`cost ledger: ${scenarios.length} scenarios, ${connections} connections, ${durationS} s each, ${rounds} interleaved round(s)`);
-    for (const sc of scenarios) check(`${sc.name} (warm-up)`, await load(sc.url, sc.headers, { durationS: warmupS, connections }));
+    for (const sc of scenarios) check(`${sc.name} (warm-up)`, await load(sc.url, sc.headers, { durationS: warmupS, connections, ...rate }));
 
     const cpu = scenarios.map(() => [] as number[]);
     const up = scenarios.map(() => [] as number[]);
@@ -126,7 +129,7 @@ export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
       for (const [i, sc] of scenarios.entries()) {
         const groups = [...sc.groups, upstream.pid];
         const before = await groupsCpuUs(groups);
-        const r = check(sc.name, await load(sc.url, sc.headers, { durationS, connections }));
+        const r = check(sc.name, await load(sc.url, sc.headers, { durationS, connections, ...rate }));
         const after = await groupsCpuUs(groups);
         const used = (ids: number[]) => ids.reduce((sum, g) => sum + after.get(g)! - before.get(g)!, 0);
         // The upstream-direct row counts the upstream once, as the server under test.
@@ -156,7 +159,7 @@ export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
       ...(byKey.get(`stage_${v.id}_token`) ? { token: byKey.get(`stage_${v.id}_token`)! } : {}),
     }));
     return {
-      settings: { duration_s: durationS, warmup_s: warmupS, rounds, connections },
+      settings: { duration_s: durationS, warmup_s: warmupS, rounds, connections, rate: o.rate ?? null },
       rows: rows.filter((r) => !r.key.startsWith('stage_')),
       skipped,
       versions,
@@ -175,7 +178,7 @@ export function renderLedger(r: LedgerResult): string {
   const lines = [
     `#### Cost ledger: CPU per request`,
     '',
-    `${s.connections} connections, ${s.rounds} interleaved round(s) of ${s.duration_s} s after a ${s.warmup_s} s warm-up, medians. ` +
+    `${s.connections} connections${s.rate ? ` at a fixed ${s.rate} req/s` : ''}, ${s.rounds} interleaved round(s) of ${s.duration_s} s after a ${s.warmup_s} s warm-up, medians. ` +
       `CPU = user + system time of the server's whole process group (/proc) ÷ requests served; ratios to the bare \`node:http\` proxy in the same run.`,
     '',
     '| server | req/s | CPU µs / request | × bare `node:http` | upstream µs / request | CPU µs by round |',

@@ -16,6 +16,7 @@
  *   npm run bench -- --no-scale     # skip the 1 M-membership database
  *   npm run bench -- --only ledger  # the cost ledger alone (npm run bench:ledger)
  *   npm run bench -- --no-ledger    # everything but the cost ledger
+ *   npm run bench -- --ledger-rate 1500   # the ledger at a fixed arrival rate
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     only: { type: 'string' },
     'no-ledger': { type: 'boolean', default: false },
+    'ledger-rate': { type: 'string' },
     connections: { type: 'string' },
   },
 });
@@ -99,7 +101,16 @@ async function main(): Promise<void> {
     let ledger: LedgerResult | undefined;
     if (!args['no-ledger']) {
       await mkdir('bench-results', { recursive: true });
-      ledger = await runLedger({ quick: QUICK, work, cacheDir: 'bench-results', upstream, dbFile: join(work, 'small.db'), targets: small, log });
+      ledger = await runLedger({
+        quick: QUICK,
+        work,
+        cacheDir: 'bench-results',
+        upstream,
+        dbFile: join(work, 'small.db'),
+        targets: small,
+        log,
+        ...(args['ledger-rate'] ? { rate: Number(args['ledger-rate']) } : {}),
+      });
     }
     if (LEDGER_ONLY) {
       await stop(upstream);
