@@ -7,6 +7,7 @@
  * replaced by its cheapest stand-in (bench/ledger-gateway.ts), so each row says what that stage
  * costs in µs.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { groupsCpuUs } from './cpu.ts';
 import { CERBOS_VERSION, startCerbos, startNginx } from './external.ts';
@@ -54,6 +55,8 @@ export interface LedgerRow {
 
 export interface LedgerResult {
   settings: { duration_s: number; warmup_s: number; rounds: number; connections: number; rate: number | null };
+  /** 1-minute load average before and after: CPU per request is only comparable on a quiet machine. */
+  loadavg: { before: number; after: number };
   rows: LedgerRow[];
   /** Servers that could not be measured, and why. */
   skipped: Record<string, string>;
@@ -77,6 +80,7 @@ export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
   const connections = o.connections ?? 50;
   const rate = o.rate ? { rate: o.rate } : {};
   const { upstream, targets: t } = o;
+  const loadBefore = loadavg()[0]!;
   const skipped: Record<string, string> = {};
   const versions: Record<string, string> = { node: process.version };
   const servers: BenchServer[] = [];
@@ -160,6 +164,7 @@ export async function runLedger(o: LedgerOptions): Promise<LedgerResult> {
     }));
     return {
       settings: { duration_s: durationS, warmup_s: warmupS, rounds, connections, rate: o.rate ?? null },
+      loadavg: { before: loadBefore, after: loadavg()[0]! },
       rows: rows.filter((r) => !r.key.startsWith('stage_')),
       skipped,
       versions,
@@ -179,7 +184,8 @@ export function renderLedger(r: LedgerResult): string {
     `#### Cost ledger: CPU per request`,
     '',
     `${s.connections} connections${s.rate ? ` at a fixed ${s.rate} req/s` : ''}, ${s.rounds} interleaved round(s) of ${s.duration_s} s after a ${s.warmup_s} s warm-up, medians. ` +
-      `CPU = user + system time of the server's whole process group (/proc) ÷ requests served; ratios to the bare \`node:http\` proxy in the same run.`,
+      `CPU = user + system time of the server's whole process group (/proc) ÷ requests served; ratios to the bare \`node:http\` proxy in the same run. ` +
+      `Machine load average (1 min) ${f(r.loadavg.before, 2)} before, ${f(r.loadavg.after, 2)} after.`,
     '',
     '| server | req/s | CPU µs / request | × bare `node:http` | upstream µs / request | CPU µs by round |',
     '|---|---:|---:|---:|---:|---|',
@@ -190,6 +196,16 @@ export function renderLedger(r: LedgerResult): string {
     );
   }
   for (const [name, why] of Object.entries(r.skipped)) lines.push(`| ${name} | — | ${why} | | | |`);
+  // The upstream does the same work for every proxy: when its cost per request moves a lot, so did the machine.
+  const ups = r.rows.filter((x) => x.key !== 'upstream').map((x) => x.upstream_cpu_us);
+  const spread = Math.max(...ups) / Math.min(...ups);
+  if (r.loadavg.before > 3 || spread > 2) {
+    lines.push(
+      '',
+      `**Noisy run**: load average ${f(r.loadavg.before, 2)}, the upstream's own CPU per request varied ${f(spread, 1)}× between rows; ` +
+        'CPU per request rises when a process gets fewer requests per event-loop turn. Rerun on a quiet machine before quoting these numbers.',
+    );
+  }
 
   const gate = { jwt: r.rows.find((x) => x.key === 'gate_jwt')!, token: r.rows.find((x) => x.key === 'gate_token')! };
   const bare = r.rows.find((x) => x.key === 'bare')!;
