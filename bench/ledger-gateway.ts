@@ -15,7 +15,7 @@
  *   authn     credentials: the JWT cache / token hash + lookup answer from the previous identical
  *             credentials (parsing the Authorization header is kept; it is in the gate)
  *   identity  the eight x-packagento-* / x-request-id headers are not sent upstream (they are
- *             still built: app.ts builds them before the forwarder sees them)
+ *             still built: the pipeline builds them before the forwarder sees them)
  *   headers   request/response header filtering in the forwarder: caller headers passed through
  *             minus Authorization/Host/Connection (one toLowerCase each), response headers as received
  *   users     the user recorder (a Map probe per request; a write every 10 min per user)
@@ -27,21 +27,21 @@ import crypto from 'node:crypto';
 import http, { createServer, type ServerResponse } from 'node:http';
 import { syncBuiltinESMExports } from 'node:module';
 import { Pool } from 'undici';
-import { createNodeHandlers } from '../src/app.ts';
+import { createNodeHandlers } from '../src/server.ts';
 import { createAuthenticator, type Authenticator, type Credentials } from '../src/authn/authenticate.ts';
 import { createJwtVerifier } from '../src/authn/jwt.ts';
 import { createCachedJwtVerifier } from '../src/authn/jwt-cache.ts';
-import { PolicyStore } from '../src/authz/policy-store.ts';
+import { PolicyStore } from '../src/policy/store.ts';
 import type { ServeConfig } from '../src/main.ts';
 import { createSecretBox } from '../src/crypto/secret-box.ts';
 import { AccessRepo, type TokenRecord, type UserAccess, type UserAccessQuery } from '../src/db/access-repo.ts';
 import { openDb } from '../src/db/client.ts';
 import { UserRecorder } from '../src/db/user-recorder.ts';
 import { migrate } from '../src/db/migrations.ts';
-import { createForwarder, downstreamResponseHeaders, upstreamRequestHeaders, type ForwardRequest, type Forwarder } from '../src/gateway/forwarder.ts';
+import { createForwarder, downstreamResponseHeaders, upstreamRequestHeaders, type ForwardRequest, type Forwarder } from '../src/pipeline/forward.ts';
 import { createDecisionLog, type DecisionLog } from '../src/log/decision-log.ts';
 import { createLogger } from '../src/log/logger.ts';
-import { createNativeHandlers } from '../src/native/index.ts';
+import { createNativeHandlers } from '../src/team/index.ts';
 
 export const STAGES = ['log', 'db', 'authn', 'identity', 'headers', 'users', 'decide', 'uuid'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -105,7 +105,7 @@ function lastAnswerAuthenticator(real: Authenticator): Authenticator {
 const NO_IDENTITY: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /**
- * A forwarder with the same wiring as src/gateway/forwarder.ts (pooled keep-alive agent, idle
+ * A forwarder with the same wiring as src/pipeline/forward.ts (pooled keep-alive agent, idle
  * timeout, caller-gone handling; no retry, which costs nothing on the success path), used for
  * the `headers` stand-in (`filter: false`) and for the undici client (`client: 'undici'`, with
  * the gateway's own header filtering).

@@ -7,9 +7,9 @@ import { rm } from 'node:fs/promises';
 import Database from 'libsql';
 import { SignJWT } from 'jose';
 import { generatePrivateKey, generatePublicKey } from '../src/authn/keys.ts';
-import { seedWorld, type World } from '../src/authz/world.ts';
+import { seedWorld, type World } from '../src/policy-tools/world.ts';
 import { createSecretBox } from '../src/crypto/secret-box.ts';
-import { sha256 } from '../src/db/access-repo.ts';
+import { sha256 } from '../src/crypto/hash.ts';
 import { openDb } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrations.ts';
 

@@ -1,21 +1,22 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { createNodeHandlers, type NativeHandlers } from './app.ts';
 import { createAuthenticator } from './authn/authenticate.ts';
 import { createJwtVerifier } from './authn/jwt.ts';
 import { createCachedJwtVerifier } from './authn/jwt-cache.ts';
-import { PolicyError, ROUTES_FILE } from './authz/policy-bundle.ts';
-import { PolicyStore } from './authz/policy-store.ts';
+import { PolicyError, ROUTES_FILE } from './policy/bundle.ts';
+import { PolicyStore } from './policy/store.ts';
 import type { Config, JwtKeyConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
 import { openDb, type Db } from './db/client.ts';
 import { migrate } from './db/migrations.ts';
-import { createForwarder } from './gateway/forwarder.ts';
-import type { GateOutcome } from './gateway/gate.ts';
+import { createForwarder } from './pipeline/forward.ts';
+import type { GateOutcome } from './pipeline/types.ts';
 import { createDecisionLog } from './log/decision-log.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
-import { createNativeHandlers } from './native/index.ts';
+import { createNodeHandlers } from './server.ts';
+import { createNativeHandlers } from './team/index.ts';
+import type { NativeHandlers } from './team/types.ts';
 
 export type ServeConfig = Config & {
   upstreamUrl: URL;

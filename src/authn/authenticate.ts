@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { problem, type Problem } from '../http/problem.ts';
-import { sha256, type AccessRepo } from '../db/access-repo.ts';
+import type { AccessRepo } from '../db/access-repo.ts';
+import { sha256 } from '../crypto/hash.ts';
 import type { JwtVerifier } from './jwt.ts';
 import { isWellFormedPrivateKey, isWellFormedPublicKey } from './keys.ts';
 
@@ -65,10 +66,6 @@ export interface Authenticator {
   user(credentials: Credentials): Promise<Principal | Problem>;
   /** A project token from HTTP Basic (pk_… / sk_…). */
   token(credentials: Credentials): Promise<Principal | Problem>;
-}
-
-export function isProblem(value: unknown): value is Problem {
-  return typeof value === 'object' && value !== null && 'code' in value && 'detail' in value;
 }
 
 /** Header-safe ids only: a JWT `sub` becomes a header value upstream. */

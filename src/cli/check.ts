@@ -1,5 +1,6 @@
-import { InvariantsError, checkInvariants, loadInvariants } from '../authz/invariants.ts';
-import { buildPolicyBundle, PolicyError } from '../authz/policy-bundle.ts';
+import { checkInvariants } from '../policy-tools/invariant-check.ts';
+import { InvariantsError, loadInvariants } from '../policy-tools/invariants.ts';
+import { buildPolicyBundle, PolicyError } from '../policy/bundle.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, type Command } from './command.ts';
 import { renderCheckReport } from './format/check.ts';
 import { describePolicyError, loadSourceForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';

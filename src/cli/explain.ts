@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { WORKSPACE_ROLES, isWorkspaceRole, SUBJECTS } from '../domain.ts';
-import { ExplainError, explainRequest } from '../authz/explain.ts';
-import { FixtureError, parseWorldFile, type WorldFile } from '../authz/fixtures.ts';
-import { displayPath } from '../authz/policy-input.ts';
+import { ExplainError, explainRequest } from '../policy-tools/explain.ts';
+import { FixtureError, parseWorldFile, type WorldFile } from '../policy-tools/fixtures.ts';
+import { displayPath } from '../policy-tools/input.ts';
 import { EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
 import { renderExplanation } from './format/explain.ts';
 import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';

@@ -1,4 +1,4 @@
-import { computeMatrix } from '../authz/matrix.ts';
+import { computeMatrix } from '../policy-tools/matrix.ts';
 import { EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
 import { MATRIX_FORMATS, renderMatrix, type MatrixFormat } from './format/matrix.ts';
 import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';

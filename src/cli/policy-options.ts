@@ -1,6 +1,6 @@
-import { buildPolicyBundle, PolicyError, type PolicyBundle } from '../authz/policy-bundle.ts';
-import { loadSource, type PolicySpec } from '../authz/policy-input.ts';
-import { PolicySourceError, type PolicySource } from '../authz/policy-source.ts';
+import { buildPolicyBundle, PolicyError, type PolicyBundle } from '../policy/bundle.ts';
+import { loadSource, type PolicySpec } from '../policy-tools/input.ts';
+import { PolicySourceError, type PolicySource } from '../policy/source.ts';
 import { UsageError } from './command.ts';
 
 /** `--policies DIR`, shared by the policy commands. */

@@ -1,6 +1,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { FixtureError, loadFixtureFile, resolveFixturePaths, runFixtures, type Fixture } from '../authz/fixtures.ts';
+import { runFixtures } from '../policy-tools/fixture-run.ts';
+import { FixtureError, loadFixtureFile, resolveFixturePaths, type Fixture } from '../policy-tools/fixtures.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
 import { renderJunit } from './format/junit.ts';
 import { renderTestReport, totals } from './format/test-report.ts';

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { GuestRole, WorkspaceRole } from '../domain.ts';
 import { isGuestRole, isWorkspaceRole } from '../domain.ts';
 import type { InStatement, InValue, ResultSet, Transaction } from '@libsql/client';
@@ -80,10 +79,6 @@ ON CONFLICT (id) DO UPDATE SET
   email = coalesce(excluded.email, users.email),
   email_verified = CASE WHEN excluded.email IS NULL THEN users.email_verified ELSE excluded.email_verified END,
   last_seen_at = excluded.last_seen_at`;
-
-export function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
 
 /** The reads on the decision path. Every call reads the database: access changes are immediate. */
 export class AccessRepo {

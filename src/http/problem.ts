@@ -1,3 +1,5 @@
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+
 /**
  * RFC 9457 problem details: the one place where error codes, statuses and titles live.
  * https://www.rfc-editor.org/rfc/rfc9457
@@ -56,6 +58,11 @@ export interface Problem {
   headers?: Record<string, string>;
 }
 
+/** Tells a Problem from a value in `T | Problem` results (authentication, bodies). */
+export function isProblem(value: unknown): value is Problem {
+  return typeof value === 'object' && value !== null && 'code' in value && 'detail' in value;
+}
+
 export function problem(
   code: ProblemCode,
   detail: string,
@@ -85,11 +92,51 @@ export function statusOf(code: ProblemCode): number {
   return PROBLEMS[code].status;
 }
 
-/** A ready HTTP response for a problem. */
-export function problemResponse(p: Problem, ids: { requestId?: string; decisionId?: string } = {}): Response {
-  const body = problemBody(p, ids);
-  return new Response(JSON.stringify(body), {
-    status: body.status,
-    headers: { 'content-type': 'application/problem+json', ...(p.headers ?? {}) },
-  });
+export interface ProblemIds {
+  requestId?: string;
+  decisionId?: string;
+}
+
+/**
+ * The one rendering of a problem+json answer: status, headers and body, for any
+ * transport (a Node response, a fetch Response, raw socket bytes). `close` asks the
+ * client to close the connection (an unread body is left on it).
+ */
+export function renderProblem(p: Problem, ids: ProblemIds = {}, close = false): { status: number; headers: Record<string, string>; body: string } {
+  const body = JSON.stringify(problemBody(p, ids));
+  const headers: Record<string, string> = {
+    'content-type': 'application/problem+json',
+    'content-length': String(Buffer.byteLength(body)),
+    ...(ids.requestId ? { 'x-request-id': ids.requestId } : {}),
+    ...(p.headers ?? {}),
+  };
+  if (close) headers['connection'] = 'close';
+  return { status: PROBLEMS[p.code].status, headers, body };
+}
+
+/** A ready fetch Response for a problem (the Hono app). */
+export function problemResponse(p: Problem, ids: ProblemIds = {}, close = false): Response {
+  const r = renderProblem(p, ids, close);
+  delete r.headers['content-length'];
+  return new Response(r.body, { status: r.status, headers: r.headers });
+}
+
+/** Writes a problem to a Node response, or cuts the connection when a head was already sent. */
+export function sendProblem(outgoing: ServerResponse, p: Problem, ids: ProblemIds = {}, close = false): number {
+  const r = renderProblem(p, ids, close);
+  if (outgoing.headersSent) {
+    outgoing.destroy();
+    return r.status;
+  }
+  outgoing.writeHead(r.status, r.headers);
+  outgoing.end(r.body);
+  return r.status;
+}
+
+/** A problem as raw HTTP/1.1 bytes, for a socket Node's parser refused (no request object exists). */
+export function rawProblemMessage(p: Problem, ids: ProblemIds = {}): string {
+  const r = renderProblem(p, ids, true);
+  const reason = STATUS_CODES[r.status] ?? '';
+  const head = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return `HTTP/1.1 ${r.status} ${reason}\r\n${head}\r\n${r.body}`;
 }

@@ -1,4 +1,4 @@
-import type { Decision } from '../gateway/gate.ts';
+import type { Decision } from './decision.ts';
 import type { LineSink } from './logger.ts';
 
 export interface DecisionLog {

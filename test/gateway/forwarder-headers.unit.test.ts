@@ -2,8 +2,8 @@
  * The forwarder's header rules on their own (CONTRACT §4): what goes upstream and what comes back.
  */
 import { describe, expect, it } from 'vitest';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from '../../src/gateway/forwarder.ts';
-import { normalizeHeaderName } from '../../src/gateway/gate.ts';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from '../../src/pipeline/forward.ts';
+import { normalizeHeaderName } from '../../src/http/headers.ts';
 
 const added = { host: 'upstream:9000', forwardedFor: '10.0.0.7', forwardedProto: 'https', forwardedHost: 'gate.example' };
 const identity = { 'x-packagento-principal': 'user:vic', 'x-packagento-roles': 'viewer', 'x-request-id': 'rid-1' };

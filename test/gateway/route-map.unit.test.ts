@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { canonicalizeTarget } from '../../src/gateway/hygiene.ts';
-import { parseRouteMap, RouteMap, RouteMapError, type RouteLookup } from '../../src/gateway/route-map.ts';
+import { canonicalizeTarget } from '../../src/http/canonical-path.ts';
+import { parseRouteMap, RouteMap, RouteMapError, type RouteLookup } from '../../src/policy/route-map.ts';
 
 const routes = parseRouteMap(readFileSync('policies/routes.txt', 'utf8'), 'routes.txt');
 const map = new RouteMap(routes);

@@ -3,7 +3,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PolicyDiff } from '../../src/authz/policy-diff.ts';
+import type { PolicyDiff } from '../../src/policy-tools/diff.ts';
 import { ROOT, runCli, TEST_POLICIES } from './helpers.ts';
 
 /** Each test file gets its own throwaway repository: nothing here touches the project's git state. */

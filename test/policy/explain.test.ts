@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SUBJECTS } from '../../src/domain.ts';
-import { explainRequest } from '../../src/authz/explain.ts';
-import { loadFixtureFile, parseWorldFile, runFixture } from '../../src/authz/fixtures.ts';
-import { buildPolicyBundle, type PolicyBundle } from '../../src/authz/policy-bundle.ts';
-import { loadPolicySourceFromDir } from '../../src/authz/policy-source.ts';
+import { explainRequest } from '../../src/policy-tools/explain.ts';
+import { runFixture } from '../../src/policy-tools/fixture-run.ts';
+import { loadFixtureFile, parseWorldFile } from '../../src/policy-tools/fixtures.ts';
+import { buildPolicyBundle, type PolicyBundle } from '../../src/policy/bundle.ts';
+import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
 import { ROOT } from './helpers.ts';
 
 let bundle: PolicyBundle;

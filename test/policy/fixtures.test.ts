@@ -2,19 +2,12 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIONS, NO_TARGET, SUBJECTS, TARGET_ROLES, WORKSPACE_ROLES } from '../../src/domain.ts';
-import { fixtureJsonSchema } from '../../src/authz/fixture-schema.ts';
-import {
-  FixtureError,
-  loadFixtureFile,
-  parseFixture,
-  resolveFixturePaths,
-  runFixture,
-  runFixtures,
-  type FixtureResult,
-} from '../../src/authz/fixtures.ts';
-import { loadInvariants, InvariantsError } from '../../src/authz/invariants.ts';
-import { buildPolicyBundle, PolicyError, type PolicyBundle } from '../../src/authz/policy-bundle.ts';
-import { loadPolicySourceFromDir } from '../../src/authz/policy-source.ts';
+import { fixtureJsonSchema } from '../../src/policy-tools/fixture-schema.ts';
+import { runFixture, runFixtures, type FixtureResult } from '../../src/policy-tools/fixture-run.ts';
+import { FixtureError, loadFixtureFile, parseFixture, resolveFixturePaths } from '../../src/policy-tools/fixtures.ts';
+import { loadInvariants, InvariantsError } from '../../src/policy-tools/invariants.ts';
+import { buildPolicyBundle, PolicyError, type PolicyBundle } from '../../src/policy/bundle.ts';
+import { loadPolicySourceFromDir } from '../../src/policy/source.ts';
 import { ROOT } from './helpers.ts';
 
 const loadDefault = async () => buildPolicyBundle(await loadPolicySourceFromDir(join(ROOT, 'policies')));

@@ -7,14 +7,14 @@ import {
   BASIC_CHALLENGE,
   BEARER_CHALLENGE,
   createAuthenticator,
-  isProblem,
   parseAuthorization,
   type Credentials,
 } from '../../src/authn/authenticate.ts';
+import { isProblem } from '../../src/http/problem.ts';
 import { CLOCK_TOLERANCE_S, createJwtVerifier } from '../../src/authn/jwt.ts';
 import { generatePrivateKey, generatePublicKey, isWellFormedPrivateKey, isWellFormedPublicKey } from '../../src/authn/keys.ts';
 import type { AccessRepo, TokenRecord } from '../../src/db/access-repo.ts';
-import { sha256 } from '../../src/db/access-repo.ts';
+import { sha256 } from '../../src/crypto/hash.ts';
 import type { Problem } from '../../src/http/problem.ts';
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from '../helpers/jwt.ts';
 

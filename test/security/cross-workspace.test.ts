@@ -4,8 +4,8 @@
  * routes, a project outside the workspace is 404, and a guest's role covers one project.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { World } from '../../src/authz/world.ts';
-import type { Route } from '../../src/gateway/route-map.ts';
+import type { World } from '../../src/policy-tools/world.ts';
+import type { Route } from '../../src/policy/route-map.ts';
 import { ACME, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { headerValues } from '../helpers/upstream.ts';
 import { decisionOf, expectForwardedOnce, expectRefused, identityOf, send, type Exchange } from './support.ts';

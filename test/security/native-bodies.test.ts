@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { NativeHandlers } from '../../src/app.ts';
-import { parseRouteMap } from '../../src/gateway/route-map.ts';
+import type { NativeHandlers } from '../../src/team/types.ts';
+import { parseRouteMap } from '../../src/policy/route-map.ts';
 import { ACME, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { decisionOf, expectRefused, send } from './support.ts';
 

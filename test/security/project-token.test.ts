@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePrivateKey, generatePublicKey } from '../../src/authn/keys.ts';
-import type { World } from '../../src/authz/world.ts';
+import type { World } from '../../src/policy-tools/world.ts';
 import { ACME, basicAuth, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { headerValues } from '../helpers/upstream.ts';
 import { decisionOf, expectForwardedOnce, expectRefused, identityOf, send } from './support.ts';

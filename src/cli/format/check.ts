@@ -1,4 +1,4 @@
-import type { CheckReport } from '../../authz/invariants.ts';
+import type { CheckReport } from '../../policy-tools/invariant-check.ts';
 
 /** Counter-examples shown per invariant; the rest are counted. */
 const MAX_EXAMPLES = 20;

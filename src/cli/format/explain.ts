@@ -1,6 +1,6 @@
-import type { ExplainedCheck, Explanation } from '../../authz/explain.ts';
-import { POLICY_FILE, type PolicyBundle } from '../../authz/policy-bundle.ts';
-import { lineRef, policyFilePath } from '../../authz/policy-trace.ts';
+import type { ExplainedCheck, Explanation } from '../../policy-tools/explain.ts';
+import { POLICY_FILE, type PolicyBundle } from '../../policy/bundle.ts';
+import { lineRef, policyFilePath } from '../../policy-tools/trace.ts';
 
 const pad = (label: string) => label.padEnd(11);
 

@@ -1,4 +1,4 @@
-import type { FixtureResult } from '../../authz/fixtures.ts';
+import type { FixtureResult } from '../../policy-tools/fixture-run.ts';
 
 /** XML 1.0 text: escaped, and without the control characters XML cannot carry. */
 function xml(text: string): string {

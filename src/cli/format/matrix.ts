@@ -1,5 +1,5 @@
 import { SUBJECTS } from '../../domain.ts';
-import { allowedIn, indexMatrix, matrixColumns, type Matrix } from '../../authz/matrix.ts';
+import { allowedIn, indexMatrix, matrixColumns, type Matrix } from '../../policy-tools/matrix.ts';
 
 export const MATRIX_FORMATS = ['md', 'json', 'csv'] as const;
 export type MatrixFormat = (typeof MATRIX_FORMATS)[number];

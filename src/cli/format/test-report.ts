@@ -1,4 +1,4 @@
-import type { FixtureResult } from '../../authz/fixtures.ts';
+import type { FixtureResult } from '../../policy-tools/fixture-run.ts';
 
 export interface TestTotals {
   passed: number;
