@@ -187,15 +187,16 @@ export function renderLedger(r: LedgerResult): string {
       `CPU = user + system time of the server's whole process group (/proc) ÷ requests served; ratios to the bare \`node:http\` proxy in the same run. ` +
       `Machine load average (1 min) ${f(r.loadavg.before, 2)} before, ${f(r.loadavg.after, 2)} after.`,
     '',
-    '| server | req/s | CPU µs / request | × bare `node:http` | upstream µs / request | CPU µs by round |',
-    '|---|---:|---:|---:|---:|---|',
+    '| server | req/s | CPU µs / request | × bare `node:http` | µs over bare | upstream µs / request | CPU µs by round |',
+    '|---|---:|---:|---:|---:|---:|---|',
   ];
+  const bareCpu = r.rows.find((x) => x.key === 'bare')!.cpu_us;
   for (const row of r.rows) {
     lines.push(
-      `| ${row.name} | ${f(row.rps, 0)} | ${f(row.cpu_us)} | ${f(row.ratio_to_bare, 2)} | ${row.key === 'upstream' ? '(itself)' : f(row.upstream_cpu_us)} | ${row.rounds_cpu_us.map((x) => f(x)).join(', ')} |`,
+      `| ${row.name} | ${f(row.rps, 0)} | ${f(row.cpu_us)} | ${f(row.ratio_to_bare, 2)} | ${row.key === 'bare' ? '' : signed(row.cpu_us - bareCpu)} | ${row.key === 'upstream' ? '(itself)' : f(row.upstream_cpu_us)} | ${row.rounds_cpu_us.map((x) => f(x)).join(', ')} |`,
     );
   }
-  for (const [name, why] of Object.entries(r.skipped)) lines.push(`| ${name} | — | ${why} | | | |`);
+  for (const [name, why] of Object.entries(r.skipped)) lines.push(`| ${name} | — | ${why} | | | | |`);
   // The upstream does the same work for every proxy: when its cost per request moves a lot, so did the machine.
   const ups = r.rows.filter((x) => x.key !== 'upstream').map((x) => x.upstream_cpu_us);
   const spread = Math.max(...ups) / Math.min(...ups);
