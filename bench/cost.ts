@@ -3,24 +3,19 @@
  * `tsx bench/cost.ts [rate] [seconds] [rounds]`. Reads utime+stime of the server
  * process from /proc before and after each load; the cases are interleaved over the
  * rounds and the median is reported (this machine is noisy). Used to find where the
- * gateway's time goes.
+ * gateway's time goes; the cost ledger (bench/ledger.ts, `npm run bench:ledger`) is the
+ * side-by-side version with every reference server and the per-stage stand-ins.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { processCpuUs as cpuUs } from './cpu.ts';
 import { killAll, startServer } from './spawn.ts';
 import { createSmallWorld } from './world.ts';
 
 const [rate = '2000', seconds = '5', rounds = '3'] = process.argv.slice(2);
 const dir = await mkdtemp(join(tmpdir(), 'gate-cost-'));
-const TICK_US = 1e6 / 100; // USER_HZ
-
-async function cpuUs(pid: number): Promise<number> {
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_US;
-}
-
 const upstream = await startServer('upstream');
 const targets = await createSmallWorld(join(dir, 'small.db'));
 const servers = {

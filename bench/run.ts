@@ -6,18 +6,25 @@
  * throughput at a fixed number of connections and latency at a fixed arrival rate
  * (half of (b)'s capacity), as ratios to (b); then (d) and (e) again at 1 M
  * memberships; micro-benchmarks of the decision, JWT verification and role lookup;
- * start-up to ready. Prints a markdown table and writes JSON.
+ * start-up to ready. First, the cost ledger (bench/ledger.ts): CPU µs per request of each
+ * server (bare node:http and undici proxies, nginx, a Cerbos-per-request proxy, hono/proxy,
+ * the gateway) and of the gateway with each stage replaced by a stand-in. Prints markdown
+ * tables and writes JSON.
  *
- *   npm run bench                 # full run
- *   npm run bench -- --quick      # short durations, for a smoke run
- *   npm run bench -- --no-scale   # skip the 1 M-membership database
+ *   npm run bench                   # full run
+ *   npm run bench -- --quick        # short durations, for a smoke run
+ *   npm run bench -- --no-scale     # skip the 1 M-membership database
+ *   npm run bench -- --only ledger  # the cost ledger alone (npm run bench:ledger)
+ *   npm run bench -- --no-ledger    # everything but the cost ledger
+ *   npm run bench -- --ledger-rate 1500   # the ledger at a fixed arrival rate
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
+import { check, load, summarize, type LoadResult, type Measured } from './load.ts';
 import { killAll, startServer, stopServer as stop } from './spawn.ts';
+import { renderLedger, runLedger, type LedgerResult } from './ledger.ts';
 import { microBenchmarks, startupBenchmark, type MicroResults } from './micro.ts';
 import { countRows, createScaleWorld, createSmallWorld, SCALE, type BenchTargets } from './world.ts';
 
@@ -26,93 +33,24 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     'no-scale': { type: 'boolean', default: false },
-    out: { type: 'string', default: 'bench-results/latest.json' },
+    out: { type: 'string' },
+    only: { type: 'string' },
+    'no-ledger': { type: 'boolean', default: false },
+    'ledger-rate': { type: 'string' },
     connections: { type: 'string' },
   },
 });
 
 const QUICK = args.quick === true;
+if (args.only !== undefined && args.only !== 'ledger') throw new Error(`--only takes "ledger", not "${args.only}"`);
+const LEDGER_ONLY = args.only === 'ledger';
+const OUT = args.out ?? (LEDGER_ONLY ? 'bench-results/ledger.json' : 'bench-results/latest.json');
 const DURATION_S = QUICK ? 2 : 8;
 const WARMUP_S = QUICK ? 1 : 2;
 const CONNECTIONS = Number(args.connections ?? 32);
 /** Scenarios are measured in interleaved rounds and the median is kept: this machine drifts. */
 const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 3));
 const log = (s: string) => process.stderr.write(s + '\n');
-
-interface LoadResult {
-  rps: number;
-  requests: number;
-  errors: number;
-  non2xx: number;
-  p50_ms: number;
-  p90_ms: number;
-  p99_ms: number;
-  max_ms: number;
-  samples: number;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/**
- * One autocannon run. Latencies are taken from autocannon's per-response event with
- * sub-millisecond resolution (its own histogram rounds to whole milliseconds).
- */
-function load(url: string, headers: Record<string, string>, opts: { durationS: number; connections: number; rate?: number }): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const latencies: number[] = [];
-    const instance = autocannon(
-      {
-        url,
-        headers,
-        connections: opts.connections,
-        duration: opts.durationS,
-        pipelining: 1,
-        ...(opts.rate ? { overallRate: opts.rate } : {}),
-      },
-      (err, result) => {
-        if (err) return reject(err);
-        const sorted = Float64Array.from(latencies).sort();
-        resolve({
-          rps: result.requests.total / opts.durationS,
-          requests: result.requests.total,
-          errors: result.errors + result.timeouts,
-          non2xx: result.non2xx,
-          p50_ms: percentile(sorted, 50),
-          p90_ms: percentile(sorted, 90),
-          p99_ms: percentile(sorted, 99),
-          max_ms: sorted.length ? sorted[sorted.length - 1]! : NaN,
-          samples: sorted.length,
-        });
-      },
-    );
-    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
-  });
-}
-
-function check(name: string, r: LoadResult): LoadResult {
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors — the run measured failures`);
-  return r;
-}
-
-function median(results: LoadResult[], key: keyof LoadResult): number {
-  const sorted = results.map((r) => r[key]).sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-/** The per-round results and their medians. */
-interface Measured extends LoadResult {
-  rounds: number[];
-}
-
-function summarize(results: LoadResult[], by: 'rps' | 'p50_ms'): Measured {
-  // The round whose headline number is the median stands for the scenario (all its numbers agree).
-  const m = median(results, by);
-  const pick = results.find((r) => r[by] === m)!;
-  return { ...pick, rounds: results.map((r) => r[by]) };
-}
 
 type Scenario = { name: string; url: string; headers: Record<string, string> };
 
@@ -158,9 +96,31 @@ async function main(): Promise<void> {
   log(`Packagento Gate benchmark (${QUICK ? 'quick' : 'full'}): ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   try {
     const upstream = await startServer('upstream');
+    const small = await createSmallWorld(join(work, 'small.db'));
+    const machine = { cores: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version };
+    let ledger: LedgerResult | undefined;
+    if (!args['no-ledger']) {
+      await mkdir('bench-results', { recursive: true });
+      ledger = await runLedger({
+        quick: QUICK,
+        work,
+        cacheDir: 'bench-results',
+        upstream,
+        dbFile: join(work, 'small.db'),
+        targets: small,
+        log,
+        ...(args['ledger-rate'] ? { rate: Number(args['ledger-rate']) } : {}),
+      });
+    }
+    if (LEDGER_ONLY) {
+      await stop(upstream);
+      await writeFile(OUT, JSON.stringify({ started, machine, ledger }, null, 2) + '\n');
+      process.stdout.write(`### Packagento Gate cost ledger — ${started}\n\n${machine.cores} cores (${machine.model}), ${machine.memory_gib} GiB, Node ${machine.node}.\n\n${renderLedger(ledger!)}\n`);
+      log(`JSON written to ${OUT}`);
+      return;
+    }
     const bare = await startServer('bare-proxy', [upstream.url]);
     const hono = await startServer('hono-proxy', [upstream.url]);
-    const small = await createSmallWorld(join(work, 'small.db'));
     const gateway = await startServer('gateway', [upstream.url, join(work, 'small.db')]);
 
     log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each, ${ROUNDS} interleaved round(s):`);
@@ -232,7 +192,7 @@ async function main(): Promise<void> {
     const ratio = (x: LoadResult) => x.rps / t.b_bare_proxy.rps;
     const result = {
       started,
-      machine: { cores: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version },
+      machine,
       settings: { quick: QUICK, duration_s: DURATION_S, connections: CONNECTIONS, rounds: ROUNDS, latency_rate: rate },
       throughput: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, ratio_to_b: ratio(v) }])),
       latency: l,
@@ -244,11 +204,12 @@ async function main(): Promise<void> {
       scale,
       micro,
       startup_ms: startupSmall,
+      ledger,
     };
     await mkdir('bench-results', { recursive: true });
-    await writeFile(args.out!, JSON.stringify(result, null, 2) + '\n');
+    await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(renderMarkdown(result) + '\n');
-    log(`JSON written to ${args.out}`);
+    log(`JSON written to ${OUT}`);
   } finally {
     killAll();
     await rm(work, { recursive: true, force: true });
@@ -309,6 +270,7 @@ function renderMarkdown(r: any): string {
     `Start-up to ready (migrations on a fresh file, policy load, table build and verification, listen): median ${fmt(r.startup_ms.median)} ms of ${r.startup_ms.runs.length} runs. ` +
       `Gateway RSS after the small runs: ${fmt(r.gateway_rss_small.rss_mb)} MB.`,
   );
+  if (r.ledger) lines.push('', renderLedger(r.ledger));
   return lines.join('\n');
 }
 
