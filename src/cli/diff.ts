@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { runFixtures } from '../policy-tools/fixture-run.ts';
 import { diffBundles, diffFails, diffFixtureResults, type FailOn, type PolicyDiff } from '../policy-tools/diff.ts';
 import { resolvePolicySpec, type PolicySpec } from '../policy-tools/input.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, policyDirFrom, UsageError, type Command } from './command.ts';
-import { DIFF_FORMATS, renderDiff, type DiffFormat } from './format/diff.ts';
+import { DIFF_FORMATS, MIN_MD_CHARS, renderDiff, renderDiffMd, type DiffFormat } from './format/diff.ts';
 import { loadBundleForCommand, POLICIES_HELP, POLICIES_OPTION } from './policy-options.ts';
 import { DEFAULT_FIXTURES, loadFixturesForCommand } from './test.ts';
 
@@ -14,6 +14,7 @@ export const diffCommand: Command = {
   name: 'diff',
   summary: 'show which decisions and routes a policy change widens or narrows',
   help: `Usage: packagento-gate diff BASE [HEAD] [--format md|json] [--fail-on widen|narrow|any]
+                            [--max-chars N] [--full-report FILE]
                             [--policies DIR] [--fixtures PATH]… [--no-fixtures]
 
 Compares two policy revisions decision by decision (the complete decision table of each)
@@ -23,7 +24,12 @@ folder in the work tree.
 
   --format md       GitHub-flavoured markdown for a pull-request comment (default): a
                     summary line, Widened and Narrowed tables, route map changes, and the
-                    fixture cases whose outcome changes. Nothing at all when nothing changes.
+                    fixture cases whose outcome changes. When nothing changes, one line:
+                    "no decision changes: BASE (revision) and HEAD (revision) decide alike".
+  --max-chars N     markdown: keep the report within N characters (a GitHub comment holds
+                    65,536): the summary and headings stay, table rows are kept widened
+                    first while they fit, and a note says what was left out
+  --full-report FILE  markdown: also write the complete, uncut report to FILE
   --format json     the same, for machines
   --fail-on KIND    exit 1 when the change widens (a decision or a route admits a subject it
                     did not), narrows, or changes anything (any)
@@ -41,6 +47,8 @@ ${POLICIES_HELP}
         'fail-on': { type: 'string' },
         fixtures: { type: 'string', multiple: true },
         'no-fixtures': { type: 'boolean' },
+        'max-chars': { type: 'string' },
+        'full-report': { type: 'string' },
       },
       true,
     );
@@ -50,6 +58,14 @@ ${POLICIES_HELP}
     const failOn = values['fail-on'] as FailOn | undefined;
     if (failOn !== undefined && !FAIL_ON.includes(failOn)) throw new UsageError(`--fail-on must be one of ${FAIL_ON.join(', ')}`);
     if (values['no-fixtures'] && values.fixtures) throw new UsageError('--fixtures and --no-fixtures exclude each other');
+    let maxChars: number | undefined;
+    if (values['max-chars'] !== undefined) {
+      maxChars = /^\d+$/.test(values['max-chars']) ? Number(values['max-chars']) : Number.NaN;
+      if (!(maxChars >= MIN_MD_CHARS)) throw new UsageError(`--max-chars must be a whole number of at least ${MIN_MD_CHARS}`);
+    }
+    if ((maxChars !== undefined || values['full-report'] !== undefined) && format !== 'md') {
+      throw new UsageError('--max-chars and --full-report apply to --format md');
+    }
 
     const policyDir = policyDirFrom(values.policies, io.env);
     const baseSpec = await resolvePolicySpec(positionals[0]!, policyDir, io.cwd);
@@ -68,7 +84,16 @@ ${POLICIES_HELP}
       const fixtures = await loadFixturesForCommand(fixturePaths, io.cwd);
       diff.fixtures = diffFixtureResults(await runFixtures(fixtures, base), await runFixtures(fixtures, head));
     }
-    io.stdout(renderDiff(diff, format));
+    if (values['full-report'] !== undefined) {
+      const out = resolve(io.cwd, values['full-report']);
+      try {
+        await mkdir(dirname(out), { recursive: true });
+        await writeFile(out, renderDiffMd(diff));
+      } catch (err) {
+        throw new UsageError(`--full-report: cannot write ${values['full-report']}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    }
+    io.stdout(renderDiff(diff, format, maxChars !== undefined ? { maxChars } : {}));
     return failOn !== undefined && diffFails(diff, failOn) ? EXIT_FAILED : EXIT_OK;
   },
 };

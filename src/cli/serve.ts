@@ -1,9 +1,10 @@
-import { loadConfig, requireServeConfig, ConfigError } from '../config.ts';
+import { loadServeConfig, ConfigError } from '../config.ts';
 import { PolicyError } from '../policy/bundle.ts';
 import { PolicySourceError } from '../policy/source.ts';
 import { refuseDemoCredentials } from '../demo/credentials.ts';
 import { startGateway } from '../main.ts';
 import { EXIT_OK, EXIT_USAGE, parseCommandArgs, type Command } from './command.ts';
+import { isDatabaseError, databaseError, probeDatabase } from './database.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -23,9 +24,11 @@ GATE_DRAIN_TIMEOUT_MS before they are cut; the logs are flushed, exit 0.
 `,
   async run(argv, io) {
     parseCommandArgs(argv, {});
-    const config = loadConfig(io.env);
-    requireServeConfig(config);
+    const config = loadServeConfig(io.env);
     await refuseDemoCredentials(config);
+    // The database is reached before anything else starts, so an unreachable one is a one-line
+    // configuration error naming GATE_DATABASE_URL (serve creates a new embedded file).
+    await probeDatabase(config);
     let gateway;
     try {
       gateway = await startGateway(config, { watchPolicy: true, handleSignals: true });
@@ -35,6 +38,7 @@ GATE_DRAIN_TIMEOUT_MS before they are cut; the logs are flushed, exit 0.
         return EXIT_USAGE;
       }
       if (err instanceof ConfigError) throw err;
+      if (isDatabaseError(err)) throw databaseError(err, config);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EADDRINUSE' || code === 'EACCES') {
         io.stderr(`packagento-gate serve: GATE_PORT: cannot listen on ${config.host}:${config.port} (${code})\n`);

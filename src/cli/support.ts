@@ -1,10 +1,10 @@
 import { userInfo } from 'node:os';
 import { loadConfig } from '../config.ts';
 import { WORKSPACE_ROLES, isWorkspaceRole } from '../domain.ts';
-import { openDb } from '../db/client.ts';
 import { migrate } from '../db/migrations.ts';
 import { transferOwnership } from '../team/ownership-transfer.ts';
 import { EXIT_FAILED, EXIT_OK, parseCommandArgs, UsageError, type Command } from './command.ts';
+import { asDatabaseError, openDatabaseForCommand } from './database.ts';
 
 export const transferOwnershipCommand: Command = {
   name: 'support transfer-ownership',
@@ -23,8 +23,10 @@ Options:
                           developer, billing or viewer (default: admin)
   --actor NAME            who is running this, for the audit log (default: the OS user)
   --reason TEXT           a ticket number or reason, for the audit log
-Uses GATE_DATABASE_URL (default file:./data/gate.db).
-Exit codes: 0 done, 1 refused (not a member, no such workspace, already owner), 2 bad usage.
+Uses GATE_DATABASE_URL (default file:./data/gate.db); it must exist (this command never
+creates a database: a mistyped path is an error, not an empty workspace list).
+Exit codes: 0 done, 1 refused (not a member, no such workspace, already owner),
+2 bad usage, bad configuration or an unreachable database.
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, {
@@ -39,17 +41,22 @@ Exit codes: 0 done, 1 refused (not a member, no such workspace, already owner), 
     const previous = values['previous-owners'] ?? 'admin';
     if (!isWorkspaceRole(previous)) throw new UsageError(`--previous-owners must be one of ${WORKSPACE_ROLES.join(', ')}`);
     const config = loadConfig(io.env);
-    const db = await openDb({ url: config.databaseUrl, authToken: config.databaseAuthToken, syncUrl: config.databaseSyncUrl });
+    const db = await openDatabaseForCommand(config, { create: false });
     try {
-      await migrate(db);
-      const result = await transferOwnership(db, {
-        workspaceId: values.workspace,
-        toUserId: values.to,
-        previousOwnersBecome: previous,
-        actor: values.actor ?? safeUser(),
-        reason: values.reason,
-        now: Date.now(),
-      });
+      let result;
+      try {
+        await migrate(db);
+        result = await transferOwnership(db, {
+          workspaceId: values.workspace,
+          toUserId: values.to,
+          previousOwnersBecome: previous,
+          actor: values.actor ?? safeUser(),
+          reason: values.reason,
+          now: Date.now(),
+        });
+      } catch (err) {
+        throw asDatabaseError(err, config);
+      }
       if (!result.ok) {
         io.stderr(`packagento-gate support transfer-ownership: ${result.message}\n`);
         return EXIT_FAILED;

@@ -30,6 +30,8 @@ export interface DbOptions {
   /** How often the file's identity is compared with the path (embedded files). */
   identityCheckMs?: number | undefined;
   logger?: DbLogger | undefined;
+  /** Called once per write that had to wait for another process's lock (`gate_db_busy_total`). */
+  onBusy?: (() => void) | undefined;
 }
 
 /** Without the gateway's logger (tools, tests): the operational log's JSON lines on stderr. */
@@ -502,7 +504,10 @@ function createFileDb(path: string, firstClient: Client, reopenClient: () => Pro
           () => conn.exec('BEGIN IMMEDIATE'),
           deadline,
           () => {
-            if (!waited) stats.busy++;
+            if (!waited) {
+              stats.busy++;
+              options.onBusy?.();
+            }
             waited = true;
           },
         );

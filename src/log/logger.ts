@@ -1,5 +1,6 @@
+import { hostname } from 'node:os';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import type { LogLevel } from '../config.ts';
-import { LOG_LEVELS } from '../config.ts';
 
 /** A line sink: stdout / stderr in production, an array in tests. */
 export type LineSink = (line: string) => void;
@@ -11,20 +12,67 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** JSON-lines operational log (not decisions; those go to the decision log). */
-export function createLogger(level: LogLevel, sink: LineSink = (l) => safeStderrWrite(l + '\n')): Logger {
-  const min = LOG_LEVELS.indexOf(level);
-  const log = (lvl: LogLevel) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (LOG_LEVELS.indexOf(lvl) < min) return;
-    sink(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }));
-  };
-  return { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+export interface LoggerOptions {
+  /** Fields merged into every line (e.g. the current request's trace id), called per line. */
+  mixin?: () => Record<string, unknown>;
 }
 
-/** Serializes an error for the log: message and stack, never request data. */
+/** A pino destination that hands each line (without its newline) to a LineSink. */
+function sinkStream(sink: LineSink): DestinationStream {
+  return {
+    write(chunk: string) {
+      sink(chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk);
+    },
+  };
+}
+
+/**
+ * The operational log (not decisions; those go to the decision log): JSON lines in pino's
+ * format — numeric `level` (20 debug, 30 info, 40 warn, 50 error), `time` in epoch
+ * milliseconds, `pid`, `hostname`, `msg` — so pino-pretty, Loki's and Datadog's pino
+ * parsers read it as is. stderr by default, written synchronously: the volume is low and a
+ * crash must not lose the line that explains it.
+ */
+export function createLogger(level: LogLevel, sink?: LineSink, options: LoggerOptions = {}): Logger {
+  const destination = sink ? sinkStream(sink) : guarded(pino.destination({ dest: 2, sync: true }));
+  const log: PinoLogger = pino(
+    {
+      level,
+      base: { pid: process.pid, hostname: hostname() },
+      // `errorFields` already shapes `err` (and trims the stack); pino's serializer would re-wrap it.
+      serializers: { err: (e: unknown) => (e instanceof Error ? errorFields(e)['err'] : e) },
+      ...(options.mixin ? { mixin: options.mixin } : {}),
+    },
+    destination,
+  );
+  return {
+    debug: (msg, fields) => log.debug(fields ?? {}, msg),
+    info: (msg, fields) => log.info(fields ?? {}, msg),
+    warn: (msg, fields) => log.warn(fields ?? {}, msg),
+    error: (msg, fields) => log.error(fields ?? {}, msg),
+  };
+}
+
+/** A closed stderr (EPIPE) must never stop the gateway: its errors are swallowed. */
+function guarded<T extends { on?: (event: 'error', fn: (err: Error) => void) => unknown }>(stream: T): T {
+  stream.on?.('error', () => undefined);
+  return stream;
+}
+
+/** Serializes an error for the log (pino's `err` shape): type, message and a short stack, never request data. */
 export function errorFields(err: unknown): Record<string, unknown> {
-  if (err instanceof Error) return { error: err.message, error_name: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') };
-  return { error: String(err) };
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? err.cause.message : undefined;
+    return {
+      err: {
+        type: err.name,
+        message: err.message,
+        ...(cause !== undefined ? { cause } : {}),
+        stack: err.stack?.split('\n').slice(0, 6).join('\n'),
+      },
+    };
+  }
+  return { err: { type: typeof err, message: String(err) } };
 }
 
 let stderrGuarded = false;

@@ -12,7 +12,7 @@ const SRC = join(import.meta.dirname, '../../src');
 /** Each seam's rank: a module imports only its own seam or seams of a lower rank. */
 const RANK: Record<string, number> = {
   domain: 0, http: 0, config: 0, crypto: 0,
-  log: 1, db: 1, policy: 1,
+  log: 1, db: 1, policy: 1, telemetry: 1,
   authn: 2,
   pipeline: 3,
   team: 4, operations: 4,

@@ -25,6 +25,7 @@ beforeAll(async () => {
     GATE_JWT_AUDIENCE: TEST_AUDIENCE,
     GATE_JWT_SECRET: TEST_SECRET,
     GATE_TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    GATE_INVITE_URL: 'https://app.packagento.test/invites/{token}',
   };
 });
 afterAll(async () => {
@@ -107,7 +108,7 @@ describe('packagento-gate serve', () => {
   test('migrate is idempotent', async () => {
     const out: string[] = [];
     const io = { stdout: (s: string) => out.push(s), stderr: (s: string) => out.push(s), env: { GATE_DATABASE_URL: `file:${join(dir, 'migrate.db')}` }, cwd: process.cwd() };
-    expect(await main(['migrate'], io)).toBe(0);
+    expect(await main(['migrate', '--create'], io)).toBe(0);
     expect(await main(['migrate'], io)).toBe(0);
     expect(out.join('')).toMatch(/applied migrations 1; schema version 1\nschema is current \(version 1\)/);
   });

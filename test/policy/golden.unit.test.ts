@@ -116,9 +116,13 @@ describe('diff', () => {
     expect((await runCli(['diff', MINI, MINI_BROKEN, '--no-fixtures', '--fail-on', 'widen'])).code).toBe(1);
   });
 
-  it('is empty (and passes any --fail-on) when nothing changes', async () => {
+  it('says "no decision changes" (and passes any --fail-on) when nothing changes', async () => {
     const r = await runCli(['diff', MINI, MINI, '--fixtures', MINI_FIXTURE, '--fail-on', 'any']);
-    expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(r).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(/^no decision changes: `test\/policy\/policies\/mini` \(`[0-9a-f]{16}`\) and `test\/policy\/policies\/mini` \(`[0-9a-f]{16}`\) decide alike\n$/),
+      stderr: '',
+    });
   });
 });
 

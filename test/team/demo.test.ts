@@ -70,6 +70,7 @@ test('serve refuses the demo credentials and the demo database', async () => {
     GATE_UPSTREAM_URL: 'http://127.0.0.1:9',
     GATE_JWT_AUDIENCE: DEMO_AUDIENCE,
     GATE_TOKEN_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+    GATE_INVITE_URL: 'https://app.packagento.test/invites/{token}',
   };
   expect(await main(['serve'], { ...io, env: { ...base, GATE_JWT_ISSUER: 'https://id.example', GATE_JWT_SECRET: DEMO_JWT_SECRET } })).toBe(2);
   expect(stderr).toContain('GATE_JWT_SECRET: this is the public demo secret');
