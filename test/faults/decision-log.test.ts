@@ -112,7 +112,7 @@ describe('a gateway whose decision-log reader misbehaves', () => {
       expect(await gate.alive()).toBe(true);
       await waitUntil(() => gate.logs.some((l) => /lines dropped/.test(String(l.msg))), 'the dropped-lines warning', 5000);
       const warning = gate.logs.find((l) => /lines dropped/.test(String(l.msg)))!;
-      expect(warning.level).toBe('warn');
+      expect([40, 'warn']).toContain(warning.level);
       expect(warning.dropped).toBeGreaterThan(0);
       // Bound stated: the queued lines (256 KiB) plus request garbage; far below the ~2 MB of lines written.
       expect(rssOf(gate.child.pid!) - before).toBeLessThan(48 * 1024 * 1024);
