@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Decision } from './decision.ts';
 import { safeStderrWrite, type LineSink } from './logger.ts';
 
@@ -166,7 +167,7 @@ export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions &
   return sink;
 }
 
-/** A warn line on stderr in the operational log's format; never throws (stderr may be closed too). */
+/** A warn line on stderr in the operational log's (pino's) format; never throws (stderr may be closed too). */
 function stderrWarning(msg: string, fields: Record<string, unknown>): void {
-  safeStderrWrite(JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg, ...fields }) + '\n');
+  safeStderrWrite(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, hostname: hostname(), ...fields, msg }) + '\n');
 }

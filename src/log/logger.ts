@@ -30,11 +30,11 @@ function sinkStream(sink: LineSink): DestinationStream {
  * The operational log (not decisions; those go to the decision log): JSON lines in pino's
  * format — numeric `level` (20 debug, 30 info, 40 warn, 50 error), `time` in epoch
  * milliseconds, `pid`, `hostname`, `msg` — so pino-pretty, Loki's and Datadog's pino
- * parsers read it as is. stderr by default, written synchronously: the volume is low and a
- * crash must not lose the line that explains it.
+ * parsers read it as is. stderr by default, through a write that survives a closed stderr.
  */
 export function createLogger(level: LogLevel, sink?: LineSink, options: LoggerOptions = {}): Logger {
-  const destination = sink ? sinkStream(sink) : guarded(pino.destination({ dest: 2, sync: true }));
+  // stderr through a guarded write: a closed stderr (EPIPE) must never stop the gateway.
+  const destination = sinkStream(sink ?? ((line) => safeStderrWrite(line + '\n')));
   const log: PinoLogger = pino(
     {
       level,
@@ -51,12 +51,6 @@ export function createLogger(level: LogLevel, sink?: LineSink, options: LoggerOp
     warn: (msg, fields) => log.warn(fields ?? {}, msg),
     error: (msg, fields) => log.error(fields ?? {}, msg),
   };
-}
-
-/** A closed stderr (EPIPE) must never stop the gateway: its errors are swallowed. */
-function guarded<T extends { on?: (event: 'error', fn: (err: Error) => void) => unknown }>(stream: T): T {
-  stream.on?.('error', () => undefined);
-  return stream;
 }
 
 /** Serializes an error for the log (pino's `err` shape): type, message and a short stack, never request data. */
