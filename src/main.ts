@@ -10,11 +10,11 @@ import { loadInvariants } from './policy-tools/invariants.ts';
 import { VERSION, type Config, type ServeConfig } from './config.ts';
 import { createSecretBox } from './crypto/secret-box.ts';
 import { AccessRepo } from './db/access-repo.ts';
-import { DEFAULT_WRITE_TIMEOUT_MS, openDb, type Db } from './db/client.ts';
+import { openDb, type Db } from './db/client.ts';
 import { migrate } from './db/migrations.ts';
 import { createForwarder } from './pipeline/forward.ts';
 import type { GateOutcome } from './pipeline/types.ts';
-import { createDecisionLog, DEFAULT_LOG_BUFFER_BYTES } from './log/decision-log.ts';
+import { createDecisionLog } from './log/decision-log.ts';
 import { markExpectContinue } from './http/expect-continue.ts';
 import { createLogger, errorFields, type LineSink, type Logger } from './log/logger.ts';
 import { createNodeHandlers } from './server.ts';
@@ -71,14 +71,13 @@ export interface Gateway {
   readonly draining: boolean;
 }
 
-/** The fault-handling settings (CONTRACT §2), with their defaults where the config does not carry them. */
+/** The fault-handling settings (CONTRACT §2: GATE_SHUTDOWN_GRACE_MS, GATE_DRAIN_TIMEOUT_MS, GATE_DB_WRITE_TIMEOUT_MS, GATE_LOG_BUFFER_BYTES). */
 export function tuningOf(config: Config): { shutdownGraceMs: number; drainTimeoutMs: number; dbWriteTimeoutMs: number; logBufferBytes: number } {
-  const c = config as Partial<Record<'shutdownGraceMs' | 'drainTimeoutMs' | 'dbWriteTimeoutMs' | 'logBufferBytes', number>>;
   return {
-    shutdownGraceMs: c.shutdownGraceMs ?? 5000,
-    drainTimeoutMs: c.drainTimeoutMs ?? 8000,
-    dbWriteTimeoutMs: c.dbWriteTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
-    logBufferBytes: c.logBufferBytes ?? DEFAULT_LOG_BUFFER_BYTES,
+    shutdownGraceMs: config.shutdownGraceMs,
+    drainTimeoutMs: config.drainTimeoutMs,
+    dbWriteTimeoutMs: config.dbWriteTimeoutMs,
+    logBufferBytes: config.logBufferBytes,
   };
 }
 

@@ -17,6 +17,8 @@ export interface DbOptions {
   /** How often the file's identity is compared with the path (embedded files). */
   identityCheckMs?: number | undefined;
   logger?: DbLogger | undefined;
+  /** Called once per write that had to wait for another process's lock (`gate_db_busy_total`). */
+  onBusy?: (() => void) | undefined;
 }
 
 /** Without the gateway's logger (tools, tests): the operational log's JSON lines on stderr. */

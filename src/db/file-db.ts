@@ -187,7 +187,10 @@ export function createFileDb(path: string, firstClient: Client, reopenClient: ()
           () => conn.exec('BEGIN IMMEDIATE'),
           deadline,
           () => {
-            if (!waited) stats.busy++;
+            if (!waited) {
+              stats.busy++;
+              options.onBusy?.();
+            }
             waited = true;
           },
         );

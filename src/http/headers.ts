@@ -2,3 +2,14 @@
 export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replace(/[_.]/g, '-');
 }
+
+/**
+ * An identity value as a header value: user ids are opaque (CONTRACT §3) and may hold
+ * characters a header cannot carry, so every character outside visible ASCII (a space
+ * too: a trailing one would be trimmed by the upstream's parser, making `x ` read as
+ * `x`), and `%` itself, is percent-encoded as UTF-8 (`decodeURIComponent` gives the id
+ * back). Visible-ASCII values without `%` are unchanged.
+ */
+export function headerSafe(value: string): string {
+  return /^[\x21-\x24\x26-\x7e]*$/.test(value) ? value : value.replace(/[^\x21-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
+}

@@ -15,6 +15,8 @@ export interface DecisionLogOptions {
   maxBufferBytes?: number;
   /** Where the "lines dropped" warning goes (default: a JSON line on stderr). */
   warn?: (msg: string, fields: Record<string, unknown>) => void;
+  /** Called with the number of lines dropped, as they are dropped (`gate_decision_log_dropped_total`). */
+  onDrop?: (lines: number) => void;
 }
 
 /** GATE_LOG_BUFFER_BYTES's default. */
@@ -120,6 +122,7 @@ export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions &
     closed = true;
     dropped += pending.length;
     droppedSinceWarning += pending.length;
+    if (pending.length > 0) options.onDrop?.(pending.length);
     pending = [];
     pendingBytes = 0;
     warn('decision log stream closed; decision lines are dropped from now on', {
@@ -130,6 +133,7 @@ export function batchedStdout(stream?: SinkStream, options: DecisionLogOptions &
 
   const drop = () => {
     dropped++;
+    options.onDrop?.(1);
     droppedSinceWarning++;
     const t = now();
     if (t - lastWarning >= DROP_WARNING_INTERVAL_MS) {

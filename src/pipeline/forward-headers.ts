@@ -1,5 +1,7 @@
 import { normalizeHeaderName } from '../http/headers.ts';
 
+export { headerSafe } from '../http/headers.ts';
+
 
 /** What the forwarder sends upstream and relays back: hop-by-hop and identity headers, and response checks. */
 
@@ -79,20 +81,10 @@ export function upstreamRequestHeaders(
   out.push('x-forwarded-for', added.forwardedFor);
   out.push('x-forwarded-proto', added.forwardedProto);
   if (added.forwardedHost !== undefined) out.push('x-forwarded-host', added.forwardedHost);
-  for (const [name, value] of Object.entries(identity)) out.push(name, headerSafe(value));
+  for (const [name, value] of Object.entries(identity)) out.push(name, value);
   return out;
 }
 
-/**
- * An identity value as a header value: user ids are opaque (CONTRACT §3) and may hold
- * characters a header cannot carry, so every character outside visible ASCII (a space
- * too: a trailing one would be trimmed by the upstream's parser, making `x ` read as
- * `x`), and `%` itself, is percent-encoded as UTF-8 (`decodeURIComponent` gives the id
- * back). Visible-ASCII values without `%` are unchanged.
- */
-export function headerSafe(value: string): string {
-  return /^[\x21-\x24\x26-\x7e]*$/.test(value) ? value : value.replace(/[^\x21-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
-}
 
 /**
  * Response headers passed back: everything but hop-by-hop, Connection-nominated and

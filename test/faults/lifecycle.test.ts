@@ -154,10 +154,10 @@ describe('fault 13: SIGTERM behind a client that keeps connecting', () => {
     await gate.stop();
 
     expect(ready).toBe(503);
-    const inGrace = results.filter((r) => r.at < GRACE - 200);
-    expect(inGrace.length).toBeGreaterThan(10);
+    const inGrace = results.filter((r) => r.at < GRACE - 300);
+    expect(inGrace.length).toBeGreaterThan(3);
     expect(inGrace.every((r) => r.status === 200), JSON.stringify(inGrace)).toBe(true);
-    const afterGrace = results.filter((r) => r.at > GRACE + 300);
+    const afterGrace = results.filter((r) => r.at > GRACE + 500);
     expect(afterGrace.length).toBeGreaterThan(0);
     expect(afterGrace.every((r) => r.status === 'refused'), JSON.stringify(afterGrace)).toBe(true);
     expect(slowAnswer.status).toBe(200);
