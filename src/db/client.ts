@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type Client, type Transaction } from '@libsql/client';
-import { BUSY_TIMEOUT_MS, createQueue, DEFAULT_WRITE_TIMEOUT_MS, READ_ONLY, REPLICA_SYNC_INTERVAL_S, retryBusy, type Db, type DbOptions } from './core.ts';
+import { BUSY_TIMEOUT_MS, createQueue, inWriteTransaction, DEFAULT_WRITE_TIMEOUT_MS, READ_ONLY, REPLICA_SYNC_INTERVAL_S, retryBusy, type Db, type DbOptions } from './core.ts';
 import { createFileDb } from './file-db.ts';
 import type { PreparedReader } from './prepared-reader.ts';
 
@@ -86,20 +86,8 @@ export function createDb(client: Client, isFile: boolean, reader?: PreparedReade
         throw err;
       });
       try {
-        if (isFile) {
-          // foreign_keys is per connection and cannot be switched on inside a transaction;
-          // libSQL enables it by default, and we refuse to write on a connection without it.
-          const fk = await tx.execute('PRAGMA foreign_keys');
-          if (Number(fk.rows[0]?.[0]) !== 1) throw new Error('foreign_keys is off on this connection');
-        }
-        const result = await fn(tx);
-        await tx.commit();
-        return result;
-      } catch (err) {
-        await tx.rollback().catch(() => undefined);
-        throw err;
+        return await inWriteTransaction(tx, fn, { checkForeignKeys: isFile });
       } finally {
-        tx.close();
         release();
       }
     },

@@ -144,3 +144,30 @@ export function createQueue() {
 /** Statements that only read (and PRAGMAs, which must not run inside a transaction). */
 export const READ_ONLY = /^\s*(SELECT|PRAGMA|EXPLAIN)\b/i;
 
+/**
+ * Runs `fn` in an open write transaction and ends it: commits when `fn` returns (after
+ * `beforeCommit`, which may still refuse), rolls back on any error, always closes it.
+ * `checkForeignKeys` refuses a connection without foreign keys (a per-connection setting
+ * that cannot be switched on inside a transaction; libSQL enables it by default).
+ */
+export async function inWriteTransaction<T>(
+  tx: Transaction,
+  fn: (tx: Transaction) => Promise<T>,
+  opts: { checkForeignKeys: boolean; beforeCommit?: () => void },
+): Promise<T> {
+  try {
+    if (opts.checkForeignKeys) {
+      const fk = await tx.execute('PRAGMA foreign_keys');
+      if (Number(fk.rows[0]?.[0]) !== 1) throw new Error('foreign_keys is off on this connection');
+    }
+    const result = await fn(tx);
+    opts.beforeCommit?.();
+    await tx.commit();
+    return result;
+  } catch (err) {
+    await tx.rollback().catch(() => undefined);
+    throw err;
+  } finally {
+    tx.close();
+  }
+}

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Client, Transaction } from '@libsql/client';
 import Database from 'libsql';
-import { BUSY_TIMEOUT_MS, createQueue, DatabaseUnavailableError, DEFAULT_WRITE_TIMEOUT_MS, READ_ONLY, retryBusy, stderrLogger, type Db, type DbLogger, type DbOptions, type WriteHealth } from './core.ts';
+import { BUSY_TIMEOUT_MS, createQueue, inWriteTransaction, DatabaseUnavailableError, DEFAULT_WRITE_TIMEOUT_MS, READ_ONLY, retryBusy, stderrLogger, type Db, type DbLogger, type DbOptions, type WriteHealth } from './core.ts';
 import { ConnectionTransaction } from './connection-transaction.ts';
 import { createPreparedReader, type PreparedReader } from './prepared-reader.ts';
 
@@ -194,22 +194,15 @@ export function createFileDb(path: string, firstClient: Client, reopenClient: ()
             waited = true;
           },
         );
-        const tx = new ConnectionTransaction(conn);
         try {
-          // foreign_keys is per connection and cannot be switched on inside a transaction;
-          // libSQL enables it by default, and we refuse to write on a connection without it.
-          const fk = await tx.execute('PRAGMA foreign_keys');
-          if (Number(fk.rows[0]?.[0]) !== 1) throw new Error('foreign_keys is off on this connection');
-          const result = await fn(tx);
-          // The file may have gone while the callback ran: never acknowledge a write into an unlinked file.
-          if (!checkIdentity()) throw unavailable();
-          await tx.commit();
-          return result;
-        } catch (err) {
-          await tx.rollback().catch(() => undefined);
-          throw err;
+          // The file may go while the callback runs: never acknowledge a write into an unlinked file.
+          return await inWriteTransaction(new ConnectionTransaction(conn), fn, {
+            checkForeignKeys: true,
+            beforeCommit: () => {
+              if (!checkIdentity()) throw unavailable();
+            },
+          });
         } finally {
-          tx.close();
           // Our own commit (or a rollback after a partial write): the next read looks again.
           reader?.invalidate();
         }

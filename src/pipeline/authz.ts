@@ -7,6 +7,7 @@ import { newDecision, redactPath } from '../log/decision.ts';
 import { errorFields, type Logger } from '../log/logger.ts';
 import { identityHeaders } from './identity.ts';
 import type { GateOutcome, GateRequest } from './types.ts';
+import { IDENTITY_PREFIX } from './forward-headers.ts';
 
 /**
  * The forward-auth listener (CONTRACT §4b): decisions for a proxy that already runs in
@@ -24,7 +25,6 @@ const FORWARDED_URI = 'x-forwarded-uri';
 const ORIGINAL_METHOD = 'x-original-method';
 const ORIGINAL_URI = 'x-original-uri';
 const PROTOCOL_HEADERS = new Set([FORWARDED_METHOD, FORWARDED_URI, ORIGINAL_METHOD, ORIGINAL_URI]);
-const IDENTITY_PREFIX = 'x-packagento-';
 
 /** Every identity header the forwarding path can set, in the order they are sent. */
 export const IDENTITY_HEADER_NAMES = [

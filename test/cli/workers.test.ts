@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { lineChunks } from '../../src/log/decision-log.ts';
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET, userJwt } from '../helpers/jwt.ts';
+import { waitUntil } from '../helpers/gate-process.ts';
 import { startEchoUpstream, type EchoUpstream } from '../helpers/upstream.ts';
 
 /** `serve --workers 2`: two processes on one port and one database, behind one primary. */
@@ -52,14 +53,6 @@ function connection(base: string) {
   return { request, pid: async () => (await request('GET', '/_gate/readyz')).json.pid as number, close: () => agent.destroy() };
 }
 
-async function waitFor(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('serve --workers', () => {
   test('a removal through worker A is honoured by worker B on the next request; SIGTERM stops every worker', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
@@ -87,7 +80,7 @@ describe('serve --workers', () => {
     const base = `http://127.0.0.1:${port}`;
     const conns: ReturnType<typeof connection>[] = [];
     try {
-      await waitFor(() => out.includes('all workers listening'), 'both workers');
+      await waitUntil(() => out.includes('all workers listening'), 'both workers', 30_000);
       // Two connections that reach two different workers (the primary hands connections out in turn).
       const a = connection(base);
       conns.push(a);
@@ -123,7 +116,7 @@ describe('serve --workers', () => {
       // Decision lines from both workers share stdout whole: every line of it is one JSON object.
       const decisionLines = () => out.split('\n').filter((l) => l.includes('"decision_id"'));
       // Eight decided requests above (operations are not decisions); lines are flushed once per turn.
-      await waitFor(() => decisionLines().length >= 8, 'eight decision lines');
+      await waitUntil(() => decisionLines().length >= 8, 'eight decision lines');
       for (const line of decisionLines()) expect(() => JSON.parse(line)).not.toThrow();
 
       for (const c of conns) c.close();
