@@ -107,7 +107,7 @@ export function createNodeHandlers(deps: ServerDeps) {
           return pipeline.refuse(outgoing, { ...result, outcome: close ? { ...outcome, closeConnection: true } : outcome });
         }
         sendContinue(incoming);
-        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, outcome, result.requestId, result.trace);
+        if (outcome.route.to === 'upstream') return pipeline.forward(incoming, outgoing, { ...result, outcome });
         pipeline.finishWhenDone(outgoing, result);
         handoffs.set(incoming, { kind: 'native', decided: { ...result, outcome } });
         void toHono(incoming, outgoing);

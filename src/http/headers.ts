@@ -1,3 +1,19 @@
+/**
+ * The value of the one header named `lowerName` among raw name/value pairs (as Node's parser
+ * gives them); undefined when it is absent or sent more than once. Names are compared as
+ * Node compares them for `incoming.headers` (lower-cased), without building that object.
+ */
+export function singleRawHeader(rawHeaders: readonly string[], lowerName: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== lowerName.length || name.toLowerCase() !== lowerName) continue;
+    if (found !== undefined) return undefined;
+    found = rawHeaders[i + 1];
+  }
+  return found;
+}
+
 /** Header names are compared after lower-casing and mapping `_` and `.` to `-` (CONTRACT §4). */
 export function normalizeHeaderName(name: string): string {
   return name.toLowerCase().replace(/[_.]/g, '-');

@@ -10,6 +10,11 @@ export interface ForwardRequest {
   method: string;
   /** Canonical path (what was authorized) plus the raw query. */
   path: string;
+  /** The caller's one Host (hygiene checked it), sent as X-Forwarded-Host. */
+  host: string;
+  /** The caller's body is chunked / there is no body at all (hygiene's framing facts). */
+  chunked: boolean;
+  bodyless: boolean;
   identity: Record<string, string>;
   requestId: string;
   /** The request's trace id, for the log line of a failed exchange. */
@@ -114,10 +119,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   function forward(req: ForwardRequest): void {
     const { incoming, outgoing } = req;
-    const bodyless =
-      incoming.headers['content-length'] === undefined && incoming.headers['transfer-encoding'] === undefined;
+    const bodyless = req.bodyless;
     const retryable = bodyless && IDEMPOTENT.has(req.method);
-    const pathOnly = req.path.split('?')[0] ?? req.path;
     let finished = false;
     let callerGone = false;
     const done = (status: number) => {
@@ -126,7 +129,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       req.onDone?.(status);
     };
     const fail = (kind: UpstreamFailureKind, cause: string, status: number) => {
-      options.onFailure?.({ kind, cause, status, requestId: req.requestId, traceId: req.traceId, method: req.method, path: pathOnly });
+      const path = req.path.split('?')[0] ?? req.path;
+      options.onFailure?.({ kind, cause, status, requestId: req.requestId, traceId: req.traceId, method: req.method, path });
       done(status);
     };
 
@@ -138,10 +142,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           host: hostHeader,
           forwardedFor: incoming.socket.remoteAddress ?? '',
           forwardedProto: (incoming.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
-          forwardedHost: incoming.headers.host,
+          forwardedHost: req.host,
         },
         req.identity,
-        incoming.headers['transfer-encoding'] !== undefined,
+        req.chunked,
       );
     } catch {
       done(answer(outgoing, problem('internal_error', 'internal error'), req.requestId));

@@ -32,6 +32,12 @@ export interface CleanRequest {
   /** Every Authorization header value, as received. */
   authorization: string[];
   hasBody: boolean;
+  /** The one Host value (it becomes X-Forwarded-Host upstream). */
+  host: string;
+  /** The body is chunked (Transfer-Encoding: chunked); the forwarder re-frames it so upstream. */
+  chunked: boolean;
+  /** Neither Content-Length nor Transfer-Encoding: nothing to stream upstream. */
+  bodyless: boolean;
 }
 
 /**
@@ -47,6 +53,7 @@ export function checkHygiene(canonical: CanonicalTarget, rawHeaders: readonly st
   const authorization: string[] = [];
   const hosts: string[] = [];
   let transferEncoding: string | undefined;
+  let transferEncodings = 0;
   let contentLength: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = normalizeHeaderName(rawHeaders[i]!);
@@ -55,15 +62,26 @@ export function checkHygiene(canonical: CanonicalTarget, rawHeaders: readonly st
     if (TARGET_OVERRIDE_HEADERS.has(name)) return refuse(problem('bad_request', `the ${rawHeaders[i]} header is not accepted`));
     if (name === 'authorization') authorization.push(value);
     else if (name === 'host') hosts.push(value);
-    else if (name === 'transfer-encoding') transferEncoding = value;
+    else if (name === 'transfer-encoding') {
+      transferEncoding = value;
+      transferEncodings++;
+    }
     else if (name === 'content-length') contentLength = value;
   }
   // The Host becomes X-Forwarded-Host upstream: exactly one, well-formed.
   if (hosts.length !== 1 || !HOST.test(hosts[0]!)) return refuse(problem('bad_request', 'send exactly one valid Host header'));
   // Only plain chunking: other transfer-codings would reach the upstream re-framed but still coded.
-  if (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked') {
+  // Two Transfer-Encoding lines are one list of codings (`gzip` + `chunked` = `gzip, chunked`).
+  if (transferEncodings > 1 || (transferEncoding !== undefined && transferEncoding.trim().toLowerCase() !== 'chunked')) {
     return refuse(problem('bad_request', 'the only transfer-coding accepted is chunked'));
   }
   const hasBody = transferEncoding !== undefined || (contentLength !== undefined && contentLength !== '0');
-  return { canonical, authorization, hasBody };
+  return {
+    canonical,
+    authorization,
+    hasBody,
+    host: hosts[0]!,
+    chunked: transferEncoding !== undefined,
+    bodyless: transferEncoding === undefined && contentLength === undefined,
+  };
 }

@@ -3,6 +3,7 @@ import type { Authenticator } from '../authn/authenticate.ts';
 import type { AccessRepo } from '../db/access-repo.ts';
 import { UserRecorder } from '../db/user-recorder.ts';
 import { hasBody, parseJsonObject, readBody } from '../http/body.ts';
+import { singleRawHeader } from '../http/headers.ts';
 import { sendContinue } from '../http/expect-continue.ts';
 import { isProblem, sendProblem, type Problem } from '../http/problem.ts';
 import { requestIdOf } from '../http/request-id.ts';
@@ -58,8 +59,8 @@ export interface Decided {
 export interface Pipeline {
   /** Decides a Node request: evaluate (never throws), log one decision line, record the user. */
   decide(incoming: IncomingMessage): Promise<Decided>;
-  /** Forwards an allowed upstream request with the identity headers. */
-  forward(incoming: IncomingMessage, outgoing: ServerResponse, outcome: Allowed, requestId: string, trace?: TraceContext): void;
+  /** Forwards an allowed upstream request with the identity headers; its line is written when the exchange ends. */
+  forward(incoming: IncomingMessage, outgoing: ServerResponse, decided: Decided & { outcome: Allowed }): void;
   /** Answers a deny (problem+json) on the Node response. */
   refuse(outgoing: ServerResponse, decided: Decided & { outcome: Denied }): void;
   /** Logs an allowed request answered on `outgoing` (a native route) when its exchange ends. */
@@ -74,8 +75,6 @@ export interface Pipeline {
 /** The decision path shared by every entry, from a Node request to a decision line. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const gate = createGate({ policy: () => deps.policy.current, authenticator: deps.authenticator, access: deps.access, mode: deps.mode });
-  // The line of a request being forwarded is written by the forwarder's onDone.
-  const forwardFinish = new WeakMap<IncomingMessage, Decided['finish']>();
   const users = new UserRecorder(deps.access, (err) => deps.logger.warn('could not record a user', errorFields(err)));
 
   /**
@@ -110,7 +109,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   return {
     async decideForwardAuth(req, requestId) {
       // The trace of the request the proxy describes (its traceparent, passed along), or a new one.
-      const { outcome, finish } = await evaluate({ ...req, traceId: traceFor(traceparentIn(req.rawHeaders)).traceId }, requestId, true);
+      const { outcome, finish } = await evaluate({ ...req, traceId: traceFor(singleRawHeader(req.rawHeaders, 'traceparent')).traceId }, requestId, true);
       return Object.assign(outcome, { finish });
     },
 
@@ -122,7 +121,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     async decide(incoming) {
       const requestId = requestIdOf(incoming);
-      const trace = traceFor(incoming.headers.traceparent, deps.tracer ? deps.tracer.spanId() : newSpanId());
+      const trace = traceFor(singleRawHeader(incoming.rawHeaders, 'traceparent'), deps.tracer ? deps.tracer.spanId() : newSpanId());
       let bodyPromise: Promise<Record<string, unknown> | undefined | Problem> | undefined;
       const readJsonBody = () =>
         (bodyPromise ??= (async () => {
@@ -138,24 +137,24 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         requestId,
         false,
       );
-      const decided: Decided = { outcome, requestId, trace, readJsonBody, finish };
-      forwardFinish.set(incoming, finish);
-      return decided;
+      return { outcome, requestId, trace, readJsonBody, finish };
     },
 
-    forward(incoming, outgoing, outcome, requestId, trace) {
-      const finish = forwardFinish.get(incoming);
+    forward(incoming, outgoing, { outcome, requestId, trace, finish }) {
       const upstreamStarted = process.hrtime.bigint();
       const identity = identityHeaders(outcome, requestId);
       // The caller's traceparent is never forwarded as is: the upstream's parent is the gateway's span.
-      identity['traceparent'] = upstreamTraceparent(trace ?? traceFor(undefined));
+      identity['traceparent'] = upstreamTraceparent(trace);
       deps.forwarder.forward({
         // The status the client got (499 when it went away first), and how long the upstream exchange took.
-        onDone: (status) => finish?.(status, Number((process.hrtime.bigint() - upstreamStarted) / 1000n)),
+        onDone: (status) => finish(status, Number((process.hrtime.bigint() - upstreamStarted) / 1000n)),
         incoming,
         outgoing,
         method: incoming.method ?? 'GET',
-        path: outcome.path + (outcome.query !== undefined ? `?${outcome.query}` : ''),
+        path: outcome.query !== undefined ? `${outcome.path}?${outcome.query}` : outcome.path,
+        host: outcome.host,
+        chunked: outcome.chunked,
+        bodyless: outcome.bodyless,
         identity,
         requestId,
         traceId: outcome.decision.trace_id,
@@ -166,15 +165,4 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       sendProblem(outgoing, outcome.problem, { requestId, decisionId: outcome.decision.decision_id }, outcome.closeConnection);
     },
   };
-}
-
-/** The one `traceparent` among raw header pairs (none, or several: undefined). */
-function traceparentIn(rawHeaders: readonly string[]): string | undefined {
-  let found: string | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toLowerCase() !== 'traceparent') continue;
-    if (found !== undefined) return undefined;
-    found = rawHeaders[i + 1];
-  }
-  return found;
 }

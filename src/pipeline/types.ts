@@ -27,6 +27,10 @@ export interface Allowed {
   params: Record<string, string>;
   path: string;
   query: string | undefined;
+  /** From hygiene, for the forwarder: the one Host, and how the body is framed. */
+  host: string;
+  chunked: boolean;
+  bodyless: boolean;
   principal: Principal;
   access: UserAccess | undefined;
   subjects: Subject[];

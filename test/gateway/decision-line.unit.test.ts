@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decisionLine, isoNow } from '../../src/log/decision-log.ts';
-import { newDecision, type Decision } from '../../src/log/decision.ts';
+import { newDecision, redactPath, type Decision } from '../../src/log/decision.ts';
 
 /** What the decision log wrote before it built lines by template: JSON.stringify of the object. */
 function reference(d: Decision, durationUs: number, time: string): string {
@@ -48,5 +48,38 @@ describe('a decision line built by template', () => {
     const t = Date.parse(isoNow());
     expect(t).toBeGreaterThanOrEqual(before);
     expect(t).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe('path redaction', () => {
+  // The three passes redactPath runs when its quick test says a secret may be there.
+  const fullPasses = (path: string) =>
+    path
+      .replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+      .replace(/(invites)[/\\]+[^/\\?#]*/gi, '$1/[redacted]')
+      .replace(/sk_[A-Za-z0-9]+/g, 'sk_[redacted]')
+      .slice(0, 512);
+
+  it.each([
+    ['/v1/invites/QQQQ', '/v1/invites/[redacted]'],
+    ['/v1/INVITES\\QQQQ/accept', '/v1/INVITES/[redacted]/accept'],
+    ['/v1/invites%2FQQQQ', '/v1/invites/[redacted]'],
+    ['/v1/invit%65s/QQQQ', '/v1/invites/[redacted]'],
+    ['/repo/sk_abc123/x', '/repo/sk_[redacted]/x'],
+    ['/repo/s%6B_abc123', '/repo/sk_[redacted]'],
+    ['/v1/workspaces/acme/licences', '/v1/workspaces/acme/licences'],
+  ])('%s is logged as %s', (path, logged) => {
+    expect(redactPath(path)).toBe(logged);
+  });
+
+  it('gives what the full passes give, on paths with and without something to redact', () => {
+    const parts = ['/', 'v1', 'invites', 'INVITES', '%2F', '%2f', '%65', '%', 'sk_', 'SK_', 'abc9', '\\', '?', '#', 'x'.repeat(300), 'ü'];
+    let seed = 7;
+    const next = () => (seed = (seed * 48271) % 2147483647);
+    for (let i = 0; i < 5000; i++) {
+      let path = '';
+      for (let n = next() % 8; n >= 0; n--) path += parts[next() % parts.length];
+      expect(redactPath(path)).toBe(fullPasses(path));
+    }
   });
 });

@@ -47,6 +47,19 @@ describe('no request can be smuggled to the upstream in a body', () => {
     expectRefused(res, 400, 'bad_request');
   });
 
+  it('two Transfer-Encoding lines (one list of codings, gzip then chunked) are refused and nothing is forwarded', async () => {
+    const res = await send(t, 'POST', '/v1/workspaces/acme/licences/l1/refund-requests', {
+      as: 'bill',
+      headers: [
+        ['Transfer-Encoding', 'gzip'],
+        ['Transfer-Encoding', 'chunked'],
+      ],
+      body: '0\r\n\r\n',
+    });
+    expectRefused(res, 400, 'bad_request');
+    expect(res.upstream()).toHaveLength(0);
+  });
+
   it('a chunked POST is forwarded as exactly one request, with explicit chunked framing and the same body', async () => {
     const body = '{"reason":"' + 'x'.repeat(5000) + '"}' + SMUGGLED;
     const res = await send(t, 'POST', '/v1/workspaces/acme/licences/l1/refund-requests', {
