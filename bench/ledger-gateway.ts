@@ -5,7 +5,9 @@
  * action), so this server must never front anything but the bench's own upstream.
  *
  *   BENCH_STAGE_OFF=log,db   comma-separated stages (or `all`)
- *   BENCH_FORWARDER=undici   forward with an undici Pool instead of node:http (all checks kept)
+ *   BENCH_FORWARDER=simple   forward with a minimal node:http forwarder (header filtering kept; no head
+ *                            deadline, no 1xx/101/upgrade handling, no retry, no response-head checks)
+ *   BENCH_FORWARDER=undici   the same minimal forwarder on an undici Pool
  *
  * Stand-ins (what each removes; see bench/README-ledger.md for the hooks the gateway needs to
  * replace the stages this file cannot reach from outside):
@@ -117,8 +119,8 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
 
   const requestHeaders = (req: ForwardRequest): string[] => {
     const { incoming } = req;
-    const added = { host: hostHeader, forwardedFor: incoming.socket.remoteAddress ?? '', forwardedProto: 'http', forwardedHost: incoming.headers.host };
-    if (opts.filter) return upstreamRequestHeaders(incoming.rawHeaders, added, req.identity, false);
+    const added = { host: hostHeader, forwardedFor: incoming.socket.remoteAddress ?? '', forwardedProto: 'http', forwardedHost: req.host };
+    if (opts.filter) return upstreamRequestHeaders(incoming.rawHeaders, added, req.identity, req.chunked);
     const out: string[] = [];
     const raw = incoming.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
@@ -147,7 +149,7 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
     return {
       forward(req) {
         const { incoming, outgoing } = req;
-        const bodyless = (req.method === 'GET' || req.method === 'HEAD') && incoming.headers['content-length'] === undefined && incoming.headers['transfer-encoding'] === undefined;
+        const bodyless = req.bodyless;
         const ac = new AbortController();
         outgoing.once('close', () => {
           if (!outgoing.writableFinished) ac.abort();
@@ -177,7 +179,7 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
   return {
     forward(req) {
       const { incoming, outgoing } = req;
-      const bodyless = (req.method === 'GET' || req.method === 'HEAD') && incoming.headers['content-length'] === undefined && incoming.headers['transfer-encoding'] === undefined;
+      const bodyless = req.bodyless;
       const up = http.request({
         agent,
         hostname: upstream.hostname,
@@ -209,7 +211,7 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
  * `startGateway` with stand-ins: the same pieces, wired the same way (the request listener
  * with drain tracking, keep-alive timeouts), minus migration logging, policy watching and signals.
  */
-export async function startLedgerGateway(config: ServeConfig, off: Set<Stage>, forwarderKind: 'node' | 'undici'): Promise<http.Server> {
+export async function startLedgerGateway(config: ServeConfig, off: Set<Stage>, forwarderKind: 'node' | 'undici' | 'simple'): Promise<http.Server> {
   if (off.has('uuid')) {
     let n = 0;
     const prefix = realRandomUUID().slice(0, 24);
@@ -241,8 +243,8 @@ export async function startLedgerGateway(config: ServeConfig, off: Set<Stage>, f
   const realAuthenticator = createAuthenticator({ jwt, access });
   const authenticator = off.has('authn') ? lastAnswerAuthenticator(realAuthenticator) : realAuthenticator;
   let forwarder =
-    forwarderKind === 'undici' || off.has('headers')
-      ? benchForwarder(config.upstreamUrl, config.upstreamTimeoutMs, { client: forwarderKind, filter: !off.has('headers') })
+    forwarderKind !== 'node' || off.has('headers')
+      ? benchForwarder(config.upstreamUrl, config.upstreamTimeoutMs, { client: forwarderKind === 'undici' ? 'undici' : 'node', filter: !off.has('headers') })
       : createForwarder({ upstream: config.upstreamUrl, timeoutMs: config.upstreamTimeoutMs });
   if (off.has('identity')) {
     const inner = forwarder;

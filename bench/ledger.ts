@@ -68,7 +68,8 @@ export interface LedgerResult {
 const VARIANTS: { id: string; label: string; env: Record<string, string>; token: boolean }[] = [
   ...STAGES.map((s: Stage) => ({ id: s, label: s, env: { BENCH_STAGE_OFF: s }, token: s !== 'users' })),
   { id: 'all', label: 'all of the above', env: { BENCH_STAGE_OFF: 'all' }, token: true },
-  { id: 'undici', label: 'forwarder on undici (no stand-in: every check kept)', env: { BENCH_FORWARDER: 'undici' }, token: true },
+  { id: 'wiring', label: 'forwarder wiring (a minimal node:http forwarder, header filtering kept)', env: { BENCH_FORWARDER: 'simple' }, token: true },
+  { id: 'undici', label: 'the minimal forwarder on undici (header filtering kept)', env: { BENCH_FORWARDER: 'undici' }, token: true },
 ];
 
 const medianOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

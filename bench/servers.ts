@@ -176,7 +176,7 @@ async function gateway(target: string, file: string): Promise<void> {
   });
   requireServeConfig(config);
   if (process.env['BENCH_STAGE_OFF'] || process.env['BENCH_FORWARDER']) {
-    const forwarder = process.env['BENCH_FORWARDER'] === 'undici' ? 'undici' : 'node';
+    const forwarder = process.env['BENCH_FORWARDER'] === 'undici' ? 'undici' : process.env['BENCH_FORWARDER'] === 'simple' ? 'simple' : 'node';
     ready(await startLedgerGateway(config, stagesOff(process.env['BENCH_STAGE_OFF']), forwarder));
     return;
   }

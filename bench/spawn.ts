@@ -5,6 +5,27 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { build, type BuildOptions } from 'esbuild';
+// @ts-expect-error: a plain .mjs module (shared with scripts/build.mjs), no type declarations
+import { COMPILE_OPTIONS } from '../scripts/esbuild-options.mjs';
+
+/**
+ * bench/servers.ts compiled once per bench process, as `npm run build` compiles the gateway
+ * (esbuild, one ESM bundle, dependencies external): every server is measured as plain
+ * JavaScript under `node`, the way `packagento-gate serve` runs, not under the tsx loader
+ * (whose loader thread, and the `__name` call it adds to every closure created, are not in
+ * what ships). The source map lets bench/profile.ts name src/ files.
+ */
+export const SERVERS_BUNDLE = 'bench-results/build/servers.mjs';
+let built: Promise<unknown> | undefined;
+function buildServers(): Promise<unknown> {
+  return (built ??= build({
+    entryPoints: { servers: 'bench/servers.ts' },
+    outdir: 'bench-results/build',
+    outExtension: { '.js': '.mjs' },
+    ...(COMPILE_OPTIONS as BuildOptions),
+  }));
+}
 
 export interface BenchServer {
   url: string;
@@ -26,13 +47,14 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /**
- * Starts `bench/servers.ts KIND ARGS…` and resolves with the URL it prints. `nodeArgs` go
+ * Starts `bench/servers.ts KIND ARGS…` (compiled) and resolves with the URL it prints. `nodeArgs` go
  * before the script (e.g. --cpu-prof); `env` is added to the environment (e.g. BENCH_STAGE_OFF).
  * Everything the server prints after its first line (the gateway's decision log) is drained and
  * discarded.
  */
-export function startServer(kind: string, args: string[] = [], nodeArgs: string[] = [], env: Record<string, string> = {}): Promise<BenchServer> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/servers.ts', kind, ...args], {
+export async function startServer(kind: string, args: string[] = [], nodeArgs: string[] = [], env: Record<string, string> = {}): Promise<BenchServer> {
+  await buildServers();
+  const child = spawn(process.execPath, [...nodeArgs, SERVERS_BUNDLE, kind, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, NODE_ENV: 'production', ...env },
     detached: true,

@@ -6,6 +6,7 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COMPILE_OPTIONS } from './esbuild-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -26,16 +27,7 @@ await esbuild.build({
   absWorkingDir: root,
   entryPoints: { cli: 'src/cli/main.ts' },
   outdir: dist,
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  format: 'esm',
-  target: 'node20.19',
-  sourcemap: true,
-  // Stack traces name src/… lines (node --enable-source-maps, set by bin/).
-  sourcesContent: false,
-  logLevel: 'warning',
-  legalComments: 'none',
+  ...COMPILE_OPTIONS,
 });
 // Files the code reads next to itself (new URL('./packages/…', import.meta.url)).
 await cp(join(root, 'src/demo/packages'), join(dist, 'packages'), { recursive: true });
