@@ -16,6 +16,7 @@
  *   npm run bench -- --no-scale     # skip the 1 M-membership database
  *   npm run bench -- --only ledger  # the cost ledger alone (npm run bench:ledger)
  *   npm run bench -- --no-ledger    # everything but the cost ledger
+ *   npm run bench -- --only workers # serve --workers 1 against --workers 2 alone
  *   npm run bench -- --ledger-rate 1500   # the ledger at a fixed arrival rate
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +27,8 @@ import { check, load, summarize, type LoadResult, type Measured } from './load.t
 import { killAll, startServer, stopServer as stop } from './spawn.ts';
 import { renderLedger, runLedger, type LedgerResult } from './ledger.ts';
 import { microBenchmarks, startupBenchmark, type MicroResults } from './micro.ts';
+import { profileServer, renderProfiles, type ProfileReport } from './profile.ts';
+import { startServe } from './workers.ts';
 import { countRows, createScaleWorld, createSmallWorld, SCALE, type BenchTargets } from './world.ts';
 
 const { values: args } = parseArgs({
@@ -42,9 +45,10 @@ const { values: args } = parseArgs({
 });
 
 const QUICK = args.quick === true;
-if (args.only !== undefined && args.only !== 'ledger') throw new Error(`--only takes "ledger", not "${args.only}"`);
+if (args.only !== undefined && args.only !== 'ledger' && args.only !== 'workers') throw new Error(`--only takes "ledger" or "workers", not "${args.only}"`);
 const LEDGER_ONLY = args.only === 'ledger';
-const OUT = args.out ?? (LEDGER_ONLY ? 'bench-results/ledger.json' : 'bench-results/latest.json');
+const WORKERS_ONLY = args.only === 'workers';
+const OUT = args.out ?? (LEDGER_ONLY ? 'bench-results/ledger.json' : WORKERS_ONLY ? 'bench-results/workers.json' : 'bench-results/latest.json');
 const DURATION_S = QUICK ? 2 : 8;
 const WARMUP_S = QUICK ? 1 : 2;
 const CONNECTIONS = Number(args.connections ?? 32);
@@ -98,8 +102,35 @@ async function main(): Promise<void> {
     const upstream = await startServer('upstream');
     const small = await createSmallWorld(join(work, 'small.db'));
     const machine = { cores: cpus().length, model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version };
+    const plain = { accept: 'application/json' };
+    const jwtHeaders = { ...plain, authorization: `Bearer ${small.jwt}` };
+    const tokenHeaders = { ...plain, authorization: small.basic };
+
+    // Every core (issue #13): `serve --workers 1` and `--workers 2`, the CLI as shipped, same upstream.
+    const workerRounds = async () => {
+      log(`serve --workers 1 and 2, JWT route, ${CONNECTIONS} connections, ${ROUNDS} interleaved round(s):`);
+      const one = await startServe(1, upstream.url, join(work, 'small.db'));
+      const two = await startServe(2, upstream.url, join(work, 'small.db'));
+      const [w1, w2] = await throughputRounds([
+        { name: 'serve --workers 1', url: one.url + small.jwtPath, headers: jwtHeaders },
+        { name: 'serve --workers 2', url: two.url + small.jwtPath, headers: jwtHeaders },
+      ]);
+      await stop(two);
+      await stop(one);
+      return { one: w1!, two: w2!, ratio: w2!.rps / w1!.rps };
+    };
+    if (WORKERS_ONLY) {
+      const workers = await workerRounds();
+      await stop(upstream);
+      await mkdir('bench-results', { recursive: true });
+      await writeFile(OUT, JSON.stringify({ started, machine, workers }, null, 2) + '\n');
+      process.stdout.write(renderWorkers({ machine, workers }) + '\n');
+      log(`JSON written to ${OUT}`);
+      return;
+    }
+
     let ledger: LedgerResult | undefined;
-    if (!args['no-ledger']) {
+    if (!args['no-ledger'] && !WORKERS_ONLY) {
       await mkdir('bench-results', { recursive: true });
       ledger = await runLedger({
         quick: QUICK,
@@ -124,9 +155,6 @@ async function main(): Promise<void> {
     const gateway = await startServer('gateway', [upstream.url, join(work, 'small.db')]);
 
     log(`throughput, ${CONNECTIONS} connections, ${DURATION_S} s each, ${ROUNDS} interleaved round(s):`);
-    const plain = { accept: 'application/json' };
-    const jwtHeaders = { ...plain, authorization: `Bearer ${small.jwt}` };
-    const tokenHeaders = { ...plain, authorization: small.basic };
     const [ta, tb, tc, td, te] = await throughputRounds([
       { name: '(a) upstream', url: upstream.url + small.jwtPath, headers: plain },
       { name: '(b) bare node:http proxy', url: bare.url + small.jwtPath, headers: plain },
@@ -150,6 +178,8 @@ async function main(): Promise<void> {
     const l = { a_upstream: la!, b_bare_proxy: lb!, d_gateway_jwt: ld!, e_gateway_token: le! };
     const gatewayRss = await rssOf(gateway.pid);
     await stop(gateway);
+
+    const workers = await workerRounds();
 
     let scale: Record<string, unknown> | undefined;
     if (!args['no-scale']) {
@@ -187,6 +217,14 @@ async function main(): Promise<void> {
     const micro: MicroResults = await microBenchmarks(join(work, 'small.db'), small, log);
     const startupSmall = await startupBenchmark(join(work, 'startup.db'), upstream.url, true);
 
+    // The ledger's breakdown that adds up: each server's own main thread, by stage.
+    log('main-thread CPU by stage (V8 sampling profiler):');
+    const profiles: ProfileReport[] = [];
+    for (const mode of ['bare', 'jwt', 'token'] as const) {
+      profiles.push(await profileServer({ mode, seconds: QUICK ? 2 : 6, connections: CONNECTIONS, upstream, dbFile: join(work, 'small.db'), targets: small }));
+      log(`  ${mode}: ${profiles.at(-1)!.busy_us.toFixed(1)} µs per request on the main thread (${profiles.at(-1)!.file})`);
+    }
+
     for (const s of [upstream, bare, hono]) await stop(s);
 
     const ratio = (x: LoadResult) => x.rps / t.b_bare_proxy.rps;
@@ -201,9 +239,11 @@ async function main(): Promise<void> {
         e_token: { p50: l.e_gateway_token.p50_ms - l.b_bare_proxy.p50_ms, p99: l.e_gateway_token.p99_ms - l.b_bare_proxy.p99_ms },
       },
       gateway_rss_small: gatewayRss,
+      workers,
       scale,
       micro,
       startup_ms: startupSmall,
+      profiles: profiles.map(({ top: _top, owners: _owners, ...rest }) => rest),
       ledger,
     };
     await mkdir('bench-results', { recursive: true });
@@ -214,6 +254,15 @@ async function main(): Promise<void> {
     killAll();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function renderWorkers(r: any): string {
+  const w = r.workers;
+  return (
+    `\`serve --workers\` (the shipped CLI, JWT route): 1 worker ${fmt(w.one.rps)} req/s (rounds ${w.one.rounds.map((x: number) => fmt(x)).join(', ')}), ` +
+    `2 workers ${fmt(w.two.rps)} req/s (rounds ${w.two.rounds.map((x: number) => fmt(x)).join(', ')}): ${fmt(w.ratio, 2)} ×; ` +
+    `the load generator and the upstream share the same ${r.machine.cores} cores.`
+  );
 }
 
 function renderMarkdown(r: any): string {
@@ -242,6 +291,7 @@ function renderMarkdown(r: any): string {
     `Added latency over (b) at half its capacity: JWT p50 ${fmt(r.added_latency_ms.d_jwt.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.d_jwt.p99, 3)} ms; ` +
       `token p50 ${fmt(r.added_latency_ms.e_token.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.e_token.p99, 3)} ms.`,
   );
+  if (r.workers) lines.push('', renderWorkers(r));
   if (r.scale) {
     const s = r.scale;
     lines.push('');
@@ -270,6 +320,7 @@ function renderMarkdown(r: any): string {
     `Start-up to ready (migrations on a fresh file, policy load, table build and verification, listen): median ${fmt(r.startup_ms.median)} ms of ${r.startup_ms.runs.length} runs. ` +
       `Gateway RSS after the small runs: ${fmt(r.gateway_rss_small.rss_mb)} MB.`,
   );
+  if (r.profiles) lines.push('', renderProfiles(r.profiles));
   if (r.ledger) lines.push('', renderLedger(r.ledger));
   return lines.join('\n');
 }

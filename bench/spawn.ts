@@ -118,11 +118,16 @@ export async function startProcess(
   });
   started.push(child);
   const sink = opts.onOutput ?? (() => undefined);
+  // The last of its stderr, for the error when it exits before it listens.
+  let stderrTail = '';
   child.stdout!.on('data', (c: Buffer) => sink(c.toString()));
-  child.stderr!.on('data', (c: Buffer) => sink(c.toString()));
+  child.stderr!.on('data', (c: Buffer) => {
+    stderrTail = (stderrTail + c.toString()).slice(-2000);
+    sink(c.toString());
+  });
   const failed = new Promise<never>((_, reject) => {
     child.once('error', (err) => reject(new Error(`${name} could not start: ${err.message}`)));
-    child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal}) before it listened`)));
+    child.once('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal}) before it listened${stderrTail ? `: ${stderrTail.trim()}` : ''}`)));
   });
   failed.catch(() => undefined);
   await Promise.race([waitForPort(port, 30_000, () => child.exitCode === null && child.signalCode === null), failed]);
