@@ -60,6 +60,12 @@ export function checkHygiene(canonical: CanonicalTarget, rawHeaders: readonly st
     const value = rawHeaders[i + 1]!;
     if (METHOD_OVERRIDE_HEADERS.has(name)) return refuse(problem('method_override', `the ${rawHeaders[i]} header is not accepted`));
     if (TARGET_OVERRIDE_HEADERS.has(name)) return refuse(problem('bad_request', `the ${rawHeaders[i]} header is not accepted`));
+    // Node frames the body by Content-Length / Transfer-Encoding spelt with hyphens only, while names
+    // here read `_` and `.` as `-`: a framing header in another spelling would make this scan and the
+    // parser disagree on the body (and could reach the upstream beside the real one).
+    if ((name === 'content-length' || name === 'transfer-encoding') && rawHeaders[i]!.toLowerCase() !== name) {
+      return refuse(problem('bad_request', `the ${rawHeaders[i]} header is not accepted (framing headers are spelt Content-Length, Transfer-Encoding)`));
+    }
     if (name === 'authorization') authorization.push(value);
     else if (name === 'host') hosts.push(value);
     else if (name === 'transfer-encoding') {

@@ -60,6 +60,25 @@ describe('no request can be smuggled to the upstream in a body', () => {
     expect(res.upstream()).toHaveLength(0);
   });
 
+  it.each([
+    ['Transfer_Encoding: chunked beside a real Content-Length', [['Transfer_Encoding', 'chunked']], '{}'],
+    ['Transfer.Encoding: chunked beside a real Content-Length', [['Transfer.Encoding', 'chunked']], '{}'],
+    ['Content_Length beside the real one', [['Content_Length', '999']], '{}'],
+  ] as [string, [string, string][], string][])(
+    'a framing header in another spelling (%s) is refused and nothing is forwarded',
+    async (_name, headers, body) => {
+      // Node frames the body by the real header only; hygiene reads names with _ and . as -, so the
+      // two would disagree on the framing, and the upstream could be told both.
+      const res = await send(t, 'POST', '/v1/workspaces/acme/licences/l1/refund-requests', {
+        as: 'bill',
+        headers: [['Content-Type', 'application/json'], ...headers],
+        body,
+      });
+      expectRefused(res, 400, 'bad_request');
+      expect(res.upstream()).toHaveLength(0);
+    },
+  );
+
   it('a chunked POST is forwarded as exactly one request, with explicit chunked framing and the same body', async () => {
     const body = '{"reason":"' + 'x'.repeat(5000) + '"}' + SMUGGLED;
     const res = await send(t, 'POST', '/v1/workspaces/acme/licences/l1/refund-requests', {
