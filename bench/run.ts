@@ -73,13 +73,15 @@ async function throughputRounds(scenarios: Scenario[]): Promise<Measured[]> {
 }
 
 /** Latency of each scenario at a fixed arrival rate, interleaved; median p50 per scenario. */
-async function latencyRounds(scenarios: Scenario[], rate: number): Promise<Measured[]> {
+/** Latency of each scenario, interleaved; median p50 per scenario. `rate` undefined: one connection, one request at a time. */
+async function latencyRounds(scenarios: Scenario[], rate: number | undefined): Promise<Measured[]> {
   const results: LoadResult[][] = scenarios.map(() => []);
+  const how = rate === undefined ? { connections: 1 } : { connections: 16, rate };
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, sc] of scenarios.entries()) {
-      const r = check(sc.name, await load(sc.url, sc.headers, { durationS: DURATION_S, connections: 16, rate }));
+      const r = check(sc.name, await load(sc.url, sc.headers, { durationS: DURATION_S, ...how }));
       results[i]!.push(r);
-      log(`  ${sc.name} @ ${rate} req/s (round ${round + 1}/${ROUNDS}): p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms`);
+      log(`  ${sc.name} @ ${rate === undefined ? 'one at a time' : `${rate} req/s`} (round ${round + 1}/${ROUNDS}): p50 ${r.p50_ms.toFixed(3)} ms, p99 ${r.p99_ms.toFixed(3)} ms`);
     }
   }
   return results.map((r) => summarize(r, 'p50_ms'));
@@ -176,6 +178,18 @@ async function main(): Promise<void> {
       rate,
     );
     const l = { a_upstream: la!, b_bare_proxy: lb!, d_gateway_jwt: ld!, e_gateway_token: le! };
+    // Half the bare proxy's capacity can be above one gateway process's own: then the run above
+    // measures a queue. And at any fixed rate autocannon releases requests in bursts that queue
+    // behind each other. One connection, one request at a time, says what the path itself adds.
+    log(`latency one request at a time (1 connection), ${DURATION_S} s each:`);
+    const [lowB, lowD, lowE] = await latencyRounds(
+      [
+        { name: '(b) bare proxy', url: bare.url + small.jwtPath, headers: plain },
+        { name: '(d) gateway JWT', url: gateway.url + small.jwtPath, headers: jwtHeaders },
+        { name: '(e) gateway token', url: gateway.url + small.tokenPath, headers: tokenHeaders },
+      ],
+      undefined,
+    );
     const gatewayRss = await rssOf(gateway.pid);
     await stop(gateway);
 
@@ -238,6 +252,15 @@ async function main(): Promise<void> {
         d_jwt: { p50: l.d_gateway_jwt.p50_ms - l.b_bare_proxy.p50_ms, p99: l.d_gateway_jwt.p99_ms - l.b_bare_proxy.p99_ms },
         e_token: { p50: l.e_gateway_token.p50_ms - l.b_bare_proxy.p50_ms, p99: l.e_gateway_token.p99_ms - l.b_bare_proxy.p99_ms },
       },
+      latency_serial: {
+        b_bare_proxy: lowB!,
+        d_gateway_jwt: lowD!,
+        e_gateway_token: lowE!,
+        added_ms: {
+          d_jwt: { p50: lowD!.p50_ms - lowB!.p50_ms, p99: lowD!.p99_ms - lowB!.p99_ms },
+          e_token: { p50: lowE!.p50_ms - lowB!.p50_ms, p99: lowE!.p99_ms - lowB!.p99_ms },
+        },
+      },
       gateway_rss_small: gatewayRss,
       workers,
       scale,
@@ -291,6 +314,15 @@ function renderMarkdown(r: any): string {
     `Added latency over (b) at half its capacity: JWT p50 ${fmt(r.added_latency_ms.d_jwt.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.d_jwt.p99, 3)} ms; ` +
       `token p50 ${fmt(r.added_latency_ms.e_token.p50, 3)} ms, p99 ${fmt(r.added_latency_ms.e_token.p99, 3)} ms.`,
   );
+  if (r.latency_serial) {
+    const lo = r.latency_serial;
+    lines.push('');
+    lines.push(
+      `One request at a time (1 connection, no queue): bare proxy p50 ${fmt(lo.b_bare_proxy.p50_ms, 3)} / p99 ${fmt(lo.b_bare_proxy.p99_ms, 3)} ms; ` +
+        `added by the gateway: JWT p50 ${fmt(lo.added_ms.d_jwt.p50, 3)} ms, p99 ${fmt(lo.added_ms.d_jwt.p99, 3)} ms; ` +
+        `token p50 ${fmt(lo.added_ms.e_token.p50, 3)} ms, p99 ${fmt(lo.added_ms.e_token.p99, 3)} ms.`,
+    );
+  }
   if (r.workers) lines.push('', renderWorkers(r));
   if (r.scale) {
     const s = r.scale;
