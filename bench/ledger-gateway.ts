@@ -149,13 +149,12 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
     return {
       forward(req) {
         const { incoming, outgoing } = req;
-        const bodyless = req.bodyless;
         const ac = new AbortController();
         outgoing.once('close', () => {
           if (!outgoing.writableFinished) ac.abort();
         });
         pool.stream(
-          { path: base + req.path, method: req.method as 'GET', headers: requestHeaders(req), body: bodyless ? null : incoming, signal: ac.signal },
+          { path: base + req.path, method: req.method as 'GET', headers: requestHeaders(req), body: req.bodyless ? null : incoming, signal: ac.signal },
           ({ statusCode, headers }) => {
             const flat: string[] = [];
             for (const name in headers) {
@@ -179,7 +178,6 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
   return {
     forward(req) {
       const { incoming, outgoing } = req;
-      const bodyless = req.bodyless;
       const up = http.request({
         agent,
         hostname: upstream.hostname,
@@ -200,7 +198,7 @@ function benchForwarder(upstream: URL, timeoutMs: number, opts: { client: 'node'
         res.on('error', () => outgoing.destroy());
       });
       up.on('error', () => fail(outgoing, req.requestId));
-      if (bodyless) up.end();
+      if (req.bodyless) up.end();
       else incoming.pipe(up);
     },
     close: () => agent.destroy(),

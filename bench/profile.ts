@@ -79,8 +79,9 @@ export async function profileServer(o: {
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`profile ${mode}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
   await stopServer(server);
   const exitedAt = Date.now();
-  const file = (await readdir('bench-results')).find((f) => f.endsWith('.cpuprofile') && !before.has(f) && f.endsWith('.001.cpuprofile'))
-    ?? (await readdir('bench-results')).find((f) => f.endsWith('.cpuprofile') && !before.has(f))!;
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread.
+  const file = (await readdir('bench-results')).find((f) => !before.has(f) && /\.0\.\d+\.cpuprofile$/.test(f));
+  if (file === undefined) throw new Error(`profile ${mode}: the server wrote no main-thread profile to bench-results/`);
   const profile = JSON.parse(await readFile(join('bench-results', file), 'utf8')) as {
     startTime: number;
     endTime: number;

@@ -132,7 +132,7 @@ async function main(): Promise<void> {
     }
 
     let ledger: LedgerResult | undefined;
-    if (!args['no-ledger'] && !WORKERS_ONLY) {
+    if (!args['no-ledger']) {
       await mkdir('bench-results', { recursive: true });
       ledger = await runLedger({
         quick: QUICK,

@@ -119,8 +119,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   function forward(req: ForwardRequest): void {
     const { incoming, outgoing } = req;
-    const bodyless = req.bodyless;
-    const retryable = bodyless && IDEMPOTENT.has(req.method);
+    const retryable = req.bodyless && IDEMPOTENT.has(req.method);
     let finished = false;
     let callerGone = false;
     const done = (status: number) => {
@@ -285,7 +284,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         }
         fail('connect', causeOf(err), answer(outgoing, problem('upstream_unavailable', 'the upstream could not be reached'), req.requestId));
       });
-      if (bodyless) upstreamReq.end();
+      if (req.bodyless) upstreamReq.end();
       else incoming.pipe(upstreamReq);
     };
     attempt(true);
